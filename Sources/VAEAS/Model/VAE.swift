@@ -1,0 +1,185 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sizes of the VAE (`model.*` in the config).
+public struct VAEShape: Sendable, Equatable {
+    public var input: Int
+    public var latent: Int
+    public var hidden: Int
+    public var encoderLayers: Int
+    public var decoderLayers: Int
+    public var activation: Activation
+
+    public init(input: Int, latent: Int, hidden: Int, encoderLayers: Int, decoderLayers: Int, activation: Activation) {
+        self.input = input; self.latent = latent; self.hidden = hidden
+        self.encoderLayers = encoderLayers; self.decoderLayers = decoderLayers; self.activation = activation
+    }
+}
+
+/// Gaussian-encoder, Bernoulli-decoder VAE (design doc, "Per-sample terms").
+///
+/// Encoder: `enc_layers` hidden layers, then two heads μ and log σ² (D each).
+/// Decoder: `dec_layers` hidden layers, then 784 Bernoulli logits.
+/// One step is `encode` → `reparameterize` → `decode` → `reconstruction` →
+/// `backward`; an auxiliary head (the VAE-AS classifier) reads `z` between
+/// `reparameterize` and `backward` and hands its gradient wrt z to `backward`.
+public final class VAE {
+    public let shape: VAEShape
+    /// Encoder and decoder parameters: replicated on every rank.
+    public let store: ParameterStore
+    public let encoder: MLP
+    public let muHead: Linear
+    public let logvarHead: Linear
+    public let decoder: MLP
+    /// Data points per call, and reparameterisation samples per data point.
+    public let capacity: Int
+    public let samplesCapacity: Int
+
+    public let mu: UnsafeMutablePointer<Float>        // capacity × D
+    public let logvar: UnsafeMutablePointer<Float>    // capacity × D
+    public let eps: UnsafeMutablePointer<Float>       // capacity·L × D, filled by the caller
+    public let z: UnsafeMutablePointer<Float>         // capacity·L × D
+    public let dz: UnsafeMutablePointer<Float>        // capacity·L × D
+    let dmu: UnsafeMutablePointer<Float>
+    let dlogvar: UnsafeMutablePointer<Float>
+    let dlogits: UnsafeMutablePointer<Float>          // capacity·L × input
+    let dh: UnsafeMutablePointer<Float>               // capacity × hidden
+    let rowNLL: UnsafeMutablePointer<Double>          // capacity·L
+    /// Per data point: −(1/L) Σ_l log p(x|z_l) and the analytic KL(q(z|x) ‖ p(z)).
+    public let recon: UnsafeMutablePointer<Double>
+    public let kl: UnsafeMutablePointer<Double>
+
+    public init(shape: VAEShape, capacity: Int, samples: Int) {
+        self.shape = shape
+        self.capacity = capacity
+        samplesCapacity = samples
+        let store = ParameterStore()
+        self.store = store
+        let h = shape.hidden, d = shape.latent
+        encoder = MLP(prefix: "encoder.layers",
+                      widths: [shape.input] + Array(repeating: h, count: shape.encoderLayers),
+                      activation: shape.activation, activateLast: true, capacity: capacity, store: store)
+        muHead = Linear("encoder.mu", in: h, out: d, store: store)
+        logvarHead = Linear("encoder.logvar", in: h, out: d, store: store)
+        decoder = MLP(prefix: "decoder.layers",
+                      widths: [d] + Array(repeating: h, count: shape.decoderLayers) + [shape.input],
+                      lastName: "decoder.out", activation: shape.activation, activateLast: false,
+                      capacity: capacity * samples, store: store)
+        store.allocate()
+        let rowsL = capacity * samples
+        mu = .allocate(capacity: capacity * d)
+        logvar = .allocate(capacity: capacity * d)
+        dmu = .allocate(capacity: capacity * d)
+        dlogvar = .allocate(capacity: capacity * d)
+        eps = .allocate(capacity: rowsL * d)
+        z = .allocate(capacity: rowsL * d)
+        dz = .allocate(capacity: rowsL * d)
+        dlogits = .allocate(capacity: rowsL * shape.input)
+        dh = .allocate(capacity: capacity * h)
+        rowNLL = .allocate(capacity: rowsL)
+        recon = .allocate(capacity: capacity)
+        kl = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        for p in [mu, logvar, dmu, dlogvar, eps, z, dz, dlogits, dh] { p.deallocate() }
+        rowNLL.deallocate(); recon.deallocate(); kl.deallocate()
+    }
+
+    /// Deterministic initialisation from `seed` (identical on every rank).
+    public func initialize(seed: UInt32) {
+        let rng = Philox(seed: seed, purpose: .parameterInit)
+        encoder.initialize(store.values, rng: rng, firstTensorID: 0)
+        muHead.initialize(store.values, rng: rng, tensorID: 100)
+        logvarHead.initialize(store.values, rng: rng, tensorID: 101)
+        decoder.initialize(store.values, rng: rng, firstTensorID: 200)
+    }
+
+    /// μ(x), log σ²(x) for `n` rows of x.
+    public func encode(_ x: UnsafePointer<Float>, n: Int) {
+        let p = UnsafePointer(store.values)
+        encoder.forward(x, rows: n, params: p)
+        muHead.forward(mu, encoder.output, rows: n, params: p)
+        logvarHead.forward(logvar, encoder.output, rows: n, params: p)
+    }
+
+    /// z_{i,l} = μ_i + exp(½ log σ²_i) ⊙ ε_{i,l}, from `eps` (row i·L + l), and
+    /// KL_i = ½ Σ_d (μ² + σ² − log σ² − 1).
+    public func reparameterize(n: Int, samples L: Int) {
+        let d = shape.latent
+        for i in 0..<n {
+            var k: Double = 0
+            for j in 0..<d {
+                let m = mu[i * d + j], lv = logvar[i * d + j]
+                let s = expf(0.5 * lv)
+                k += Double(m * m + s * s - lv - 1)
+                for l in 0..<L {
+                    let r = (i * L + l) * d + j
+                    z[r] = m + s * eps[r]
+                }
+            }
+            kl[i] = 0.5 * k
+        }
+    }
+
+    /// Bernoulli logits for the n·L rows of z, into `decoder.output`.
+    public func decode(rows: Int) {
+        decoder.forward(z, rows: rows, params: UnsafePointer(store.values))
+    }
+
+    /// recon_i = (1/L) Σ_l Σ_p BCE(logit, x); with `gradScale` s also
+    /// dlogits = s/L · (σ(ℓ) − x), ready for `backward`.
+    public func reconstruction(_ x: UnsafePointer<Float>, n: Int, samples L: Int, gradScale: Float?) {
+        Kernels.bernoulliNLL(logits: decoder.output, targets: x, rows: n * L, cols: shape.input,
+                             targetRepeat: L, rowLoss: rowNLL,
+                             dlogits: gradScale == nil ? nil : dlogits, scale: (gradScale ?? 0) / Float(L))
+        for i in 0..<n {
+            var s: Double = 0
+            for l in 0..<L { s += rowNLL[i * L + l] }
+            recon[i] = s / Double(L)
+        }
+    }
+
+    /// Gradients of  s · Σ_i (recon_i + klWeight · KL_i)  (+ whatever `extraDz`
+    /// carries, already scaled) wrt the encoder and decoder parameters,
+    /// accumulated into `store.grads`. `gradScale` s must match the one given to
+    /// `reconstruction`; for the data-parallel mean it is 1/B_global.
+    public func backward(_ x: UnsafePointer<Float>, n: Int, samples L: Int, gradScale: Float,
+                         klWeight: Float = 1, extraDz: UnsafePointer<Float>? = nil) {
+        let p = UnsafePointer(store.values), g = store.grads
+        let d = shape.latent, rows = n * L
+        decoder.backward(dout: dlogits, input: z, rows: rows, params: p, grads: g, dinput: dz)
+        if let extraDz { for r in 0..<(rows * d) { dz[r] += extraDz[r] } }
+        let ks = klWeight * gradScale
+        for i in 0..<n {
+            for j in 0..<d {
+                let m = mu[i * d + j], lv = logvar[i * d + j]
+                let s = expf(0.5 * lv)
+                var gm: Float = 0, gs: Float = 0
+                for l in 0..<L {
+                    let r = (i * L + l) * d + j
+                    gm += dz[r]
+                    gs += dz[r] * eps[r]
+                }
+                // dz/dlogvar = ½ σ ε;  dKL/dμ = μ,  dKL/dlogvar = ½(σ² − 1)
+                dmu[i * d + j] = gm + ks * m
+                dlogvar[i * d + j] = 0.5 * s * gs + ks * 0.5 * (s * s - 1)
+            }
+        }
+        let h = UnsafePointer(encoder.output)
+        muHead.backward(dinp: dh, dout: dmu, inp: h, rows: n, params: p, grads: g)
+        logvarHead.backward(dinp: dh, accumulate: true, dout: dlogvar, inp: h, rows: n, params: p, grads: g)
+        encoder.backward(dout: dh, input: x, rows: n, params: p, grads: g, dinput: nil)
+    }
+
+    /// Every Linear in forward order, with the rows it sees per data point and
+    /// whether its input gradient is computed (for FLOP counts and the sgemm reference).
+    public var linearLayers: [(layer: Linear, rowsPerSample: Int, inputGradient: Bool)] {
+        var out: [(Linear, Int, Bool)] = []
+        for (k, l) in encoder.layers.enumerated() { out.append((l, 1, k > 0)) }
+        out.append((muHead, 1, true)); out.append((logvarHead, 1, true))
+        for l in decoder.layers { out.append((l, samplesCapacity, true)) }
+        return out
+    }
+}
