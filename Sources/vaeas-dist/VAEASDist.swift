@@ -1,0 +1,13 @@
+import ArgumentParser
+
+@main
+struct VAEASDist: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vaeas-dist",
+        abstract: "Distributed data-parallel trainer for VAE and VAE-AS (run under mpirun for several ranks).",
+        discussion: """
+        A plain `vaeas-dist …` is one rank; `mpirun -n P vaeas-dist …` runs P data-parallel ranks.
+        Only rank 0 prints and writes files.
+        """,
+        subcommands: [Train.self, Bench.self, ShowConfig.self])
+}
