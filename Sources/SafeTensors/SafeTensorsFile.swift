@@ -1,0 +1,176 @@
+import Foundation
+
+/// A safetensors file read into memory. Only F32 tensors are supported.
+public struct SafeTensorsFile: Sendable {
+    private struct Entry: Sendable {
+        let shape: [Int]
+        let begin: Int
+        let end: Int
+    }
+
+    /// The file that was loaded.
+    public let path: String
+    /// The `__metadata__` block (empty if absent).
+    public let metadata: [String: String]
+    /// Tensor names in header order.
+    public let names: [String]
+
+    private let entries: [String: Entry]
+    /// The data buffer: the file after the 8-byte length and the header.
+    private let data: [UInt8]
+
+    private init(path: String, metadata: [String: String], names: [String],
+                 entries: [String: Entry], data: [UInt8]) {
+        self.path = path
+        self.metadata = metadata
+        self.names = names
+        self.entries = entries
+        self.data = data
+    }
+
+    /// Reads and validates a whole file.
+    /// - Throws: `SafeTensorsError` if the file is unreadable, too short, has a
+    ///   header length beyond the file, invalid JSON, a dtype other than F32,
+    ///   or data offsets out of range or inconsistent with the shape.
+    public static func load(path: String) throws -> SafeTensorsFile {
+        func fail(_ message: String) -> SafeTensorsError {
+            SafeTensorsError(path: path, message: message)
+        }
+        let bytes: [UInt8]
+        do {
+            bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            let reason = (error as NSError).localizedDescription
+            throw fail("cannot read file: \(reason)")
+        }
+        guard bytes.count >= 8 else {
+            throw fail("file too short: \(bytes.count) bytes, a safetensors file starts with an "
+                + "8-byte header length")
+        }
+        var headerLength: UInt64 = 0
+        for i in (0..<8).reversed() { headerLength = headerLength << 8 | UInt64(bytes[i]) }
+        guard headerLength <= UInt64(bytes.count - 8) else {
+            throw fail("header length \(headerLength) goes beyond the file, which has "
+                + "\(bytes.count - 8) bytes after the 8-byte length; the file is truncated or "
+                + "not safetensors")
+        }
+        let headerEnd = 8 + Int(headerLength)
+        let headerBytes = bytes[8..<headerEnd]
+        let json: Any
+        do {
+            json = try JSONSerialization.jsonObject(with: Data(headerBytes))
+        } catch {
+            throw fail("header is not valid JSON (\(headerLength) bytes at offset 8): "
+                + "\((error as NSError).localizedDescription)")
+        }
+        guard let object = json as? [String: Any] else {
+            throw fail("header JSON is not an object")
+        }
+        let orderedKeys = JSONText.topLevelKeys(headerBytes)
+        guard Set(orderedKeys).count == orderedKeys.count else {
+            throw fail("header has duplicate keys")
+        }
+        let dataLength = bytes.count - headerEnd
+
+        var metadata: [String: String] = [:]
+        if let raw = object["__metadata__"] {
+            guard let dict = raw as? [String: Any] else {
+                throw fail("__metadata__ is not an object of strings")
+            }
+            for (k, v) in dict {
+                guard let s = v as? String else {
+                    throw fail("__metadata__ value for \"\(k)\" is not a string")
+                }
+                metadata[k] = s
+            }
+        }
+
+        var names: [String] = []
+        var entries: [String: Entry] = [:]
+        for name in orderedKeys where name != "__metadata__" {
+            guard let info = object[name] as? [String: Any] else {
+                throw fail("tensor \"\(name)\": header entry is not an object")
+            }
+            guard let dtype = info["dtype"] as? String else {
+                throw fail("tensor \"\(name)\": missing dtype")
+            }
+            guard dtype == "F32" else {
+                throw fail("tensor \"\(name)\" has dtype \(dtype); only F32 is supported "
+                    + "(convert it to float32 before saving)")
+            }
+            guard let shapeAny = info["shape"] as? [Any],
+                  let shape = integers(shapeAny), shape.allSatisfy({ $0 >= 0 }) else {
+                throw fail("tensor \"\(name)\": shape is not a list of non-negative integers")
+            }
+            guard let offsetsAny = info["data_offsets"] as? [Any],
+                  let offsets = integers(offsetsAny), offsets.count == 2 else {
+                throw fail("tensor \"\(name)\": data_offsets is not a pair of integers")
+            }
+            let (begin, end) = (offsets[0], offsets[1])
+            guard begin >= 0, begin <= end, end <= dataLength else {
+                throw fail("tensor \"\(name)\": data_offsets [\(begin), \(end)] out of range; the "
+                    + "data buffer has \(dataLength) bytes")
+            }
+            var count = 1
+            for d in shape {
+                let (p, overflow) = count.multipliedReportingOverflow(by: d)
+                guard !overflow else { throw fail("tensor \"\(name)\": shape \(shape) overflows") }
+                count = p
+            }
+            guard count <= Int.max / 4, end - begin == count * 4 else {
+                throw fail("tensor \"\(name)\": data_offsets [\(begin), \(end)] span "
+                    + "\(end - begin) bytes but shape \(shape) of F32 needs \(count * 4)")
+            }
+            names.append(name)
+            entries[name] = Entry(shape: shape, begin: begin, end: end)
+        }
+        return SafeTensorsFile(path: path, metadata: metadata, names: names, entries: entries,
+                               data: Array(bytes[headerEnd...]))
+    }
+
+    private static func integers(_ values: [Any]) -> [Int]? {
+        var out: [Int] = []
+        for v in values {
+            guard let n = v as? NSNumber else { return nil }
+            let d = n.doubleValue
+            // Reject fractional values such as 2.5 rather than truncating them.
+            guard d.rounded() == d, let i = Int(exactly: n.int64Value) else { return nil }
+            out.append(i)
+        }
+        return out
+    }
+
+    private func entry(_ name: String) throws -> Entry {
+        guard let e = entries[name] else {
+            throw SafeTensorsError(path: path, message:
+                "no tensor named \"\(name)\"; available: \(names.joined(separator: ", "))")
+        }
+        return e
+    }
+
+    /// The shape of a tensor.
+    /// - Throws: `SafeTensorsError` listing the available names if absent.
+    public func shape(of name: String) throws -> [Int] { try entry(name).shape }
+
+    /// A tensor's values in row-major order.
+    /// - Throws: `SafeTensorsError` listing the available names if absent.
+    public func floats(_ name: String) throws -> [Float] {
+        let e = try entry(name)
+        let count = (e.end - e.begin) / 4
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            data.withUnsafeBytes { raw in
+                #if _endian(little)
+                // Offsets need not be 4-aligned, so copy bytes rather than rebinding.
+                UnsafeMutableRawBufferPointer(buffer)
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[e.begin..<e.end]))
+                #else
+                for i in 0..<count {
+                    let bits = raw.loadUnaligned(fromByteOffset: e.begin + 4 * i, as: UInt32.self)
+                    buffer[i] = Float(bitPattern: UInt32(littleEndian: bits))
+                }
+                #endif
+            }
+            initialized = count
+        }
+    }
+}

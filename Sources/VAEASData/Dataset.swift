@@ -1,0 +1,136 @@
+/// One split of a named dataset: images and, where the dataset has them, labels.
+public struct Dataset: Sendable {
+    /// Catalog name, e.g. `"binarized-mnist"`.
+    public let name: String
+    /// Canonical split name (`"test"` also when loaded as `"t10k"`).
+    public let split: String
+    /// The images.
+    public let images: IDXImages
+    /// One label per image, or nil for unlabelled datasets.
+    public let labels: IDXLabels?
+
+    /// Builds a dataset from images and optional labels.
+    /// - Precondition: `labels`, if present, has one label per image.
+    public init(name: String, split: String, images: IDXImages, labels: IDXLabels?) {
+        precondition(labels == nil || labels!.count == images.count,
+                     "\(images.count) images but \(labels!.count) labels")
+        self.name = name
+        self.split = split
+        self.images = images
+        self.labels = labels
+    }
+
+    /// Number of samples.
+    public var count: Int { images.count }
+    /// Values per sample (`rows * cols`).
+    public var dimension: Int { images.dimension }
+
+    /// First `limit` samples (limit <= 0 or >= count: unchanged).
+    public func prefix(_ limit: Int) -> Dataset {
+        guard limit > 0, limit < count else { return self }
+        let subImages = IDXImages(path: images.path, count: limit, rows: images.rows,
+                                  cols: images.cols,
+                                  pixels: Array(images.pixels[0..<(limit * dimension)]))
+        let subLabels = labels.map { IDXLabels(path: $0.path, labels: Array($0.labels[0..<limit])) }
+        return Dataset(name: name, split: split, images: subImages, labels: subLabels)
+    }
+}
+
+/// The datasets the trainer knows by name, and where their files live.
+public enum DatasetCatalog {
+    private struct Entry {
+        let name: String
+        let splits: [String]
+        let aliases: [String: String]
+        /// File stem for a canonical split.
+        let fileSplit: (String) -> String
+        let hasLabels: Bool
+    }
+
+    private static let entries: [Entry] = [
+        Entry(name: "binarized-mnist", splits: ["train", "valid", "test"], aliases: [:],
+              fileSplit: { $0 }, hasLabels: false),
+        Entry(name: "mnist", splits: ["train", "test"], aliases: ["t10k": "test"],
+              fileSplit: { $0 == "test" ? "t10k" : $0 }, hasLabels: true),
+        Entry(name: "fashion-mnist", splits: ["train", "test"], aliases: ["t10k": "test"],
+              fileSplit: { $0 == "test" ? "t10k" : $0 }, hasLabels: true),
+        Entry(name: "omniglot-small", splits: ["train", "test"], aliases: [:],
+              fileSplit: { $0 }, hasLabels: true),
+    ]
+
+    /// Known dataset names.
+    public static let names: [String] = entries.map(\.name)
+
+    /// Valid split names of a dataset (aliases such as `t10k` not included),
+    /// or nil for an unknown dataset.
+    public static func splits(of name: String) -> [String]? {
+        entries.first { $0.name == name }?.splits
+    }
+
+    /// The split used for evaluation: `"test"` for every dataset.
+    public static func defaultTestSplit(of name: String) -> String { "test" }
+
+    /// Loads one split of a named dataset.
+    ///
+    /// Resolves the directory: if `directory/<name>` is a directory, use it,
+    /// else `directory` itself. Each file may be raw or have `.gz` appended;
+    /// the raw name is tried first.
+    /// - Throws: `DataError` for an unknown name or split, a missing directory
+    ///   or file, a malformed file, or images and labels of different counts.
+    public static func load(name: String, split: String, directory: String) throws -> Dataset {
+        guard let entry = entries.first(where: { $0.name == name }) else {
+            throw DataError(path: name, message:
+                "unknown dataset; known datasets: \(names.joined(separator: ", "))")
+        }
+        let canonical = entry.aliases[split] ?? split
+        guard entry.splits.contains(canonical) else {
+            var valid = entry.splits.joined(separator: ", ")
+            if !entry.aliases.isEmpty {
+                valid += " (aliases: " + entry.aliases.sorted { $0.key < $1.key }
+                    .map { "\($0.key) = \($0.value)" }.joined(separator: ", ") + ")"
+            }
+            throw DataError(path: name, message:
+                "unknown split '\(split)' of dataset \(name); valid splits: \(valid)")
+        }
+        guard FileSystem.isDirectory(directory) else {
+            throw DataError(path: directory, message:
+                "dataset directory does not exist or is not a directory; expected a directory "
+                + "containing \(name)/ or the \(name) files themselves")
+        }
+        let nested = join(directory, name)
+        let base = FileSystem.isDirectory(nested) ? nested : directory
+        let hint = base == nested ? "" : " (\(directory) has no \(name)/ subdirectory, so the files "
+            + "were expected directly in it)"
+
+        let stem = entry.fileSplit(canonical)
+        let imagesPath = try locate(join(base, "\(stem)-images-idx3-ubyte"),
+                                    dataset: name, split: canonical, hint: hint)
+        let images = try IDX.readImages(path: imagesPath)
+        var labels: IDXLabels?
+        if entry.hasLabels {
+            let labelsPath = try locate(join(base, "\(stem)-labels-idx1-ubyte"),
+                                        dataset: name, split: canonical, hint: hint)
+            let read = try IDX.readLabels(path: labelsPath)
+            guard read.count == images.count else {
+                throw DataError(path: imagesPath, message:
+                    "\(imagesPath) has \(images.count) images but \(labelsPath) has "
+                    + "\(read.count) labels; the two files must come from the same split")
+            }
+            labels = read
+        }
+        return Dataset(name: name, split: canonical, images: images, labels: labels)
+    }
+
+    private static func join(_ directory: String, _ file: String) -> String {
+        directory.hasSuffix("/") ? directory + file : directory + "/" + file
+    }
+
+    private static func locate(_ raw: String, dataset: String, split: String,
+                               hint: String) throws -> String {
+        let candidates = [raw, raw + ".gz"]
+        if let found = candidates.first(where: FileSystem.isRegularFile) { return found }
+        throw DataError(path: raw, message:
+            "missing file for dataset \(dataset) split \(split): tried \(candidates[0]) and "
+            + "\(candidates[1]), neither exists\(hint)")
+    }
+}
