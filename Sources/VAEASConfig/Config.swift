@@ -15,7 +15,7 @@ public struct ConfigError: Error, CustomStringConvertible {
     /// Some messages read better with key and source woven in; those are shown as is.
     let selfContained: Bool
 
-    init(key: String?, source: String?, line: Int? = nil, message: String, selfContained: Bool = false) {
+    public init(key: String?, source: String?, line: Int? = nil, message: String, selfContained: Bool = false) {
         self.key = key
         self.source = source
         self.line = line

@@ -79,13 +79,16 @@ public final class Trainer {
         guard train.count >= 1 else {
             throw ConfigError(key: "data.limit", source: nil, line: nil, message: "the training set is empty")
         }
-        seed = UInt32(t.seed)
+        let seed = UInt32(t.seed)
+        self.seed = seed
         samples = t.samples
         let shape = VAEShape(input: train.dimension, latent: m.latent, hidden: m.hidden,
                              encoderLayers: m.encLayers, decoderLayers: m.decLayers, activation: act)
         let localBatch = BlockPartition(total: t.batch, parts: comm.size).maxCount
-        capacity = max(localBatch, test == nil ? 1 : min(config.eval.batch, BlockPartition(total: test!.count, parts: comm.size).maxCount))
-        vae = VAE(shape: shape, capacity: capacity, samples: samples)
+        let evalRows = test.map { min(config.eval.batch, BlockPartition(total: $0.count, parts: comm.size).maxCount) } ?? 1
+        let capacity = max(localBatch, evalRows)
+        self.capacity = capacity
+        vae = VAE(shape: shape, capacity: capacity, samples: t.samples)
         vae.initialize(seed: seed)
         // Initialisation is deterministic everywhere; the broadcast makes the
         // replicas identical by construction, as DDP does at wrap time.
@@ -93,7 +96,7 @@ public final class Trainer {
         adam = Adam(count: vae.store.count, lr: Float(t.lr), beta1: Float(t.beta1), beta2: Float(t.beta2), eps: Float(t.eps))
         trainFeed = DataFeed(dataset: train, binarization: bin, seed: seed)
         testFeed = test.map { DataFeed(dataset: $0, binarization: bin, seed: seed, evaluation: true) }
-        noise = NoiseSource(seed: seed, latent: m.latent, samples: samples)
+        noise = NoiseSource(seed: seed, latent: m.latent, samples: t.samples)
         evalNoise = NoiseSource(seed: seed, latent: m.latent, samples: 1, purpose: .evaluationNoise)
         permutationRNG = Philox(seed: seed, purpose: .permutation)
         x = .allocate(capacity: capacity * train.dimension)

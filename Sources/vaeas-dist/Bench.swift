@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import VAEAS
+import VAEASConfig
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time training steps and compare with OpenBLAS sgemm on the same shapes, in one run.",
+        discussion: """
+        Prints samples/s, the model's matmul FLOPs per sample, the achieved GFLOP/s per rank, and sgemm's
+        GFLOP/s on exactly the products of one step (same shapes, same threads, same process).
+        ratio = achieved / sgemm: the share of sgemm speed the whole step keeps.
+        """)
+
+    @Option(name: .long, help: "YAML config file (the model and batch to time).")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override one key (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+
+    @Option(name: .long, help: "Directory of the dataset's IDX files.")
+    var dataDir: String?
+
+    @Option(name: .long, help: "Timed training steps.")
+    var steps = 50
+
+    @Option(name: .long, help: "Untimed warm-up steps.")
+    var warmup = 5
+
+    @Flag(name: .long, help: "Print the result as one JSON object only.")
+    var json = false
+
+    mutating func validate() throws {
+        guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
+    }
+
+    func run() throws {
+        try Runtime.withCommunicator { comm in
+            var config = try Runtime.loadConfig(path: self.config, overrides: overrides, dataDir: dataDir)
+            try config.set("eval.every", to: .int(0))
+            let data = try Runtime.loadData(config)
+            let trainer = try Trainer(config: config, train: data.train, test: nil, comm: comm, output: nil)
+            let b = config.train.batch
+            let perm = trainer.permutation(epoch: 1)
+            let stepsPerEpoch = max(1, perm.count / b)
+            // Full batches only: a short last batch would change the shapes being timed.
+            guard perm.count >= b else {
+                throw ValidationError("the training set (\(perm.count) samples) is smaller than train.batch (\(b))")
+            }
+            func runSteps(_ count: Int, from start: Int) throws {
+                try perm.withUnsafeBufferPointer { p in
+                    for s in 0..<count {
+                        let k = (start + s) % stepsPerEpoch
+                        try trainer.step(UnsafeBufferPointer(rebasing: p[(k * b)..<((k + 1) * b)]), epoch: 1)
+                    }
+                }
+            }
+            try runSteps(warmup, from: 0)
+            comm.barrier()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try runSteps(steps, from: warmup)
+            comm.barrier()
+            let seconds = comm.max([Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9])[0]
+
+            let localRows = BlockPartition(total: b, parts: comm.size).count(comm.rank)
+            let shapes = Benchmark.stepShapes(trainer.vae, rows: localRows)
+            let stepFlops = shapes.reduce(0) { $0 + $1.flops }
+            let sgemmSeconds = Benchmark.sgemmSeconds(shapes, repeats: 5)
+            let perRank = comm.sum([stepFlops, sgemmSeconds])
+            let flopsPerSample = perRank[0] / Double(b)
+            let samplesPerSecond = Double(steps * b) / seconds
+            let achieved = perRank[0] * Double(steps) / seconds / 1e9 / Double(comm.size)
+            let sgemm = perRank[0] / perRank[1] / 1e9   // per rank, averaged over ranks' time
+            let ratio = achieved / sgemm
+            if comm.isRoot {
+                let m = config.model
+                var r = JSONRecord()
+                r.set("ranks", comm.size)
+                r.set("blas_threads", BLAS.threads)
+                r.set("batch", b)
+                r.set("samples", config.train.samples)
+                r.set("architecture", "enc \(m.encLayers)x\(m.hidden), dec \(m.decLayers)x\(m.hidden), latent \(m.latent), \(m.activation)")
+                r.set("parameters", trainer.vae.store.count)
+                r.set("steps", steps)
+                r.set("seconds", seconds)
+                r.set("samples_per_s", samplesPerSecond)
+                r.set("step_ms", seconds / Double(steps) * 1e3)
+                r.set("flops_per_sample", flopsPerSample)
+                r.set("achieved_gflops_per_rank", achieved)
+                r.set("sgemm_gflops_per_rank", sgemm)
+                r.set("ratio_to_sgemm", ratio)
+                if json {
+                    print(r.json)
+                } else {
+                    print("""
+                    vaeas-dist bench: \(comm.size) rank(s), \(BLAS.threads) BLAS thread(s)/rank, batch \(b), L=\(config.train.samples)
+                      model        enc \(m.encLayers)x\(m.hidden), dec \(m.decLayers)x\(m.hidden), latent \(m.latent), \(m.activation), \(trainer.vae.store.count) parameters
+                      steps        \(steps) timed (+\(warmup) warm-up), \(String(format: "%.3f", seconds)) s, \(String(format: "%.2f", seconds / Double(steps) * 1e3)) ms/step
+                      throughput   \(String(format: "%.0f", samplesPerSecond)) samples/s
+                      FLOPs        \(String(format: "%.2f", flopsPerSample / 1e6)) MFLOP/sample (matmuls of forward + backward)
+                      achieved     \(String(format: "%.1f", achieved)) GFLOP/s per rank
+                      sgemm        \(String(format: "%.1f", sgemm)) GFLOP/s per rank on the same shapes
+                      ratio        \(String(format: "%.3f", ratio))  (achieved / sgemm)
+                    """)
+                }
+            }
+        }
+    }
+}
