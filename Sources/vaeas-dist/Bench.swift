@@ -58,6 +58,7 @@ struct Bench: ParsableCommand {
             }
             try runSteps(warmup, from: 0)
             comm.barrier()
+            trainer.phaseSeconds = PhaseTimes()
             let t0 = DispatchTime.now().uptimeNanoseconds
             try runSteps(steps, from: warmup)
             comm.barrier()
@@ -90,6 +91,7 @@ struct Bench: ParsableCommand {
                 r.set("achieved_gflops_per_rank", achieved)
                 r.set("sgemm_gflops_per_rank", sgemm)
                 r.set("ratio_to_sgemm", ratio)
+                for (name, t) in trainer.phaseSeconds.all { r.set("ms_\(name)", t / Double(steps) * 1e3) }
                 if json {
                     print(r.json)
                 } else {
@@ -102,6 +104,7 @@ struct Bench: ParsableCommand {
                       achieved     \(String(format: "%.1f", achieved)) GFLOP/s per rank
                       sgemm        \(String(format: "%.1f", sgemm)) GFLOP/s per rank on the same shapes
                       ratio        \(String(format: "%.3f", ratio))  (achieved / sgemm)
+                      step split   \(trainer.phaseSeconds.all.map { "\($0.0) \(String(format: "%.2f", $0.1 / Double(steps) * 1e3))" }.joined(separator: ", ")) ms (rank 0)
                     """)
                 }
             }

@@ -23,14 +23,38 @@ public final class Adam {
         let bc2 = 1 - Float(Double(beta2).power(step))
         let stepSize = lr / bc1
         let invSqrtBc2 = 1 / bc2.squareRoot()
-        let b1 = beta1, b2 = beta2, e = eps
-        for i in 0..<count {
+        // Explicit 8-wide lanes: strict IEEE ordering keeps LLVM from
+        // vectorizing the scalar loop, and this pass touches every parameter.
+        typealias V = SIMD8<Float>
+        let b1 = V(repeating: beta1), b2 = V(repeating: beta2), e = V(repeating: eps)
+        let omb1 = V(repeating: 1 - beta1), omb2 = V(repeating: 1 - beta2)
+        let ss = V(repeating: stepSize), ib = V(repeating: invSqrtBc2)
+        let pr = UnsafeMutableRawPointer(params), gr = UnsafeRawPointer(grads)
+        let mr = UnsafeMutableRawPointer(m), vr = UnsafeMutableRawPointer(v)
+        let m = self.m, v = self.v, beta1 = self.beta1, beta2 = self.beta2, eps = self.eps
+        Parallel.chunks(count, grain: 65_536) { range in
+        var i = range.lowerBound
+        let vectorEnd = range.lowerBound + (range.count & ~7)
+        while i < vectorEnd {
+            let o = i * 4
+            let g = gr.loadUnaligned(fromByteOffset: o, as: V.self)
+            let mi = b1 * mr.loadUnaligned(fromByteOffset: o, as: V.self) + omb1 * g
+            let vi = b2 * vr.loadUnaligned(fromByteOffset: o, as: V.self) + omb2 * g * g
+            mr.storeBytes(of: mi, toByteOffset: o, as: V.self)
+            vr.storeBytes(of: vi, toByteOffset: o, as: V.self)
+            let p = pr.loadUnaligned(fromByteOffset: o, as: V.self) - ss * mi / (vi.squareRoot() * ib + e)
+            pr.storeBytes(of: p, toByteOffset: o, as: V.self)
+            i += 8
+        }
+        while i < range.upperBound {
             let g = grads[i]
-            let mi = b1 * m[i] + (1 - b1) * g
-            let vi = b2 * v[i] + (1 - b2) * g * g
+            let mi = beta1 * m[i] + (1 - beta1) * g
+            let vi = beta2 * v[i] + (1 - beta2) * g * g
             m[i] = mi
             v[i] = vi
-            params[i] -= stepSize * mi / (vi.squareRoot() * invSqrtBc2 + e)
+            params[i] -= stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
+            i += 1
+        }
         }
     }
 }

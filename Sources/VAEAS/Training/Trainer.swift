@@ -11,6 +11,24 @@ public struct StepStats: Sendable {
     public var loss: Double { recon + kl }
 }
 
+/// Accumulated seconds per phase of the training step on this rank.
+public struct PhaseTimes: Sendable {
+    public var data = 0.0, forward = 0.0, backward = 0.0, communication = 0.0, optimizer = 0.0
+    public init() {}
+    public var all: [(String, Double)] {
+        [("data", data), ("forward", forward), ("backward", backward), ("communication", communication), ("optimizer", optimizer)]
+    }
+}
+
+struct PhaseClock {
+    var last = DispatchTime.now().uptimeNanoseconds
+    mutating func lap() -> Double {
+        let now = DispatchTime.now().uptimeNanoseconds
+        defer { last = now }
+        return Double(now - last) * 1e-9
+    }
+}
+
 /// A run stopped because a loss or gradient was NaN or infinite. The
 /// parameters were not updated with it; the last checkpoint stays as it was.
 public struct NonFiniteError: Error, CustomStringConvertible {
@@ -55,6 +73,8 @@ public final class Trainer {
     let capacity: Int
     let evalIndices: [Int32]
     public private(set) var globalStep = 0
+    /// Seconds spent per phase of `step` (this rank), for `bench`.
+    public var phaseSeconds = PhaseTimes()
     public private(set) var history: [JSONRecord] = []
 
     public init(config: TrainConfig, train: Dataset, test: Dataset?, comm: Communicator, output: RunOutput?) throws {
@@ -119,24 +139,29 @@ public final class Trainer {
         let mine = BlockPartition(total: b, parts: comm.size).range(comm.rank)
         let local = UnsafeBufferPointer(rebasing: batch[mine])
         let n = local.count
+        var clock = PhaseClock()
         vae.store.zeroGrads()
         var recon = 0.0, kl = 0.0
         if n > 0 {
             trainFeed.fill(x, indices: local, epoch: epoch)
             noise.fill(vae.eps, indices: local, epoch: epoch)
+            phaseSeconds.data += clock.lap()
             let scale = 1 / Float(b)
             vae.encode(x, n: n)
             vae.reparameterize(n: n, samples: samples)
             vae.decode(rows: n * samples)
             vae.reconstruction(x, n: n, samples: samples, gradScale: scale)
+            phaseSeconds.forward += clock.lap()
             vae.backward(x, n: n, samples: samples, gradScale: scale)
             for i in 0..<n { recon += vae.recon[i]; kl += vae.kl[i] }
+            phaseSeconds.backward += clock.lap()
         }
         comm.allreduceSum(vae.store.gradBuffer)
         var sums = (recon, kl)
         withUnsafeMutableBytes(of: &sums) { raw in
             comm.allreduceSum(raw.bindMemory(to: Double.self))
         }
+        phaseSeconds.communication += clock.lap()
         globalStep += 1
         let stats = StepStats(recon: sums.0, kl: sums.1, count: b)
         if !stats.loss.isFinite { throw NonFiniteError(epoch: epoch, step: globalStep, what: "loss") }
@@ -145,6 +170,7 @@ public final class Trainer {
             throw NonFiniteError(epoch: epoch, step: globalStep, what: "gradient")
         }
         adam.update(vae.store.values, grads: vae.store.grads)
+        phaseSeconds.optimizer += clock.lap()
         return stats
     }
 
