@@ -82,6 +82,10 @@ public struct DataConfig: Equatable, Sendable {
     /// 0 = all training samples.
     public let limit: Int
     public let testSplit: String
+
+    public init(name: String, dir: String, binarize: String, limit: Int, testSplit: String) {
+        self.name = name; self.dir = dir; self.binarize = binarize; self.limit = limit; self.testSplit = testSplit
+    }
 }
 
 /// Network shapes.
@@ -93,6 +97,10 @@ public struct ModelConfig: Equatable, Sendable {
     public let clsLayers: Int
     /// "tanh" or "relu".
     public let activation: String
+
+    public init(latent: Int, hidden: Int, encLayers: Int, decLayers: Int, clsLayers: Int, activation: String) {
+        self.latent = latent; self.hidden = hidden; self.encLayers = encLayers; self.decLayers = decLayers; self.clsLayers = clsLayers; self.activation = activation
+    }
 }
 
 /// The training objective.
@@ -109,6 +117,10 @@ public struct ObjectiveConfig: Equatable, Sendable {
     public let miEstimator: String
     /// "full" or "tree".
     public let softmax: String
+
+    public init(kind: String, alpha: Double, beta: Double, labels: Int, labelAssignment: String, miEstimator: String, softmax: String) {
+        self.kind = kind; self.alpha = alpha; self.beta = beta; self.labels = labels; self.labelAssignment = labelAssignment; self.miEstimator = miEstimator; self.softmax = softmax
+    }
 }
 
 /// Optimiser and loop control.
@@ -129,6 +141,10 @@ public struct TrainingConfig: Equatable, Sendable {
     public let logEvery: Int
     /// 0 = checkpoint only at the end.
     public let checkpointEvery: Int
+
+    public init(epochs: Int, batch: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, seed: Int, samples: Int, maxSteps: Int, logEvery: Int, checkpointEvery: Int) {
+        self.epochs = epochs; self.batch = batch; self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.seed = seed; self.samples = samples; self.maxSteps = maxSteps; self.logEvery = logEvery; self.checkpointEvery = checkpointEvery
+    }
 }
 
 /// Test-set evaluation.
@@ -136,6 +152,10 @@ public struct EvalConfig: Equatable, Sendable {
     /// 0 = never.
     public let every: Int
     public let batch: Int
+
+    public init(every: Int, batch: Int) {
+        self.every = every; self.batch = batch
+    }
 }
 
 /// The resolved training configuration: defaults, overlaid by a YAML file,
@@ -445,7 +465,7 @@ private func dropSign(_ s: String) -> Substring {
 func isIntegerLiteral(_ s: String) -> Bool { isDigits(dropSign(s)) }
 
 /// `[-+]?(digits[.digits?] | .digits)([eE][-+]?digits)?` with a '.' or exponent.
-func isFloatLiteral(_ s: String) -> Bool {
+public func isFloatLiteral(_ s: String) -> Bool {
     var body = dropSign(s)
     if let e = body.firstIndex(where: { $0 == "e" || $0 == "E" }) {
         var exp = body[body.index(after: e)...]
@@ -519,7 +539,7 @@ extension TrainConfig {
 
 /// Optimal-string-alignment distance: Levenshtein plus adjacent transpositions,
 /// which are the commonest typo ("latnet").
-func editDistance(_ a: String, _ b: String) -> Int {
+public func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a), b = Array(b)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }

@@ -149,7 +149,7 @@ private func formatNumber(_ x: Double) -> String {
 /// Shortest text that parses back to exactly `x`. Swift's description already
 /// round-trips; we only make sure there is a '.' so that YAML 1.1 readers
 /// (which need one in exponent forms like 1e-08) also see a float.
-func formatFloat(_ x: Double) -> String {
+public func formatFloat(_ x: Double) -> String {
     var s = "\(x)"
     if let e = s.firstIndex(where: { $0 == "e" || $0 == "E" }), !s[..<e].contains(".") {
         s.insert(contentsOf: ".0", at: e)

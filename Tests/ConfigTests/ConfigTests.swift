@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import VAEASConfig
+import VAEASConfig
 
 final class ConfigTests: XCTestCase {
     // MARK: helpers

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import VAEASData
+import VAEASData
 
 final class IDXTests: XCTestCase {
     var dir = ""
