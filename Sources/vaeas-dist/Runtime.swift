@@ -29,7 +29,10 @@ enum Runtime {
             comm.finalize()
             throw ExitCode(1)
         } catch {
-            if comm.rank == 0 { FileHandle.standardError.write(Data("error: \(error)\n".utf8)) }
+            if comm.rank == 0 {
+                fflush(stdout)
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            }
             comm.finalize()
             throw ExitCode(1)
         }

@@ -37,7 +37,7 @@ public struct NonFiniteError: Error, CustomStringConvertible {
     public let what: String
     public var description: String {
         "non-finite \(what) at epoch \(epoch), step \(step): training stopped before applying it; "
-            + "the last checkpoint written is intact (try a lower train.lr)"
+            + "model.safetensors, if written, holds the last completed checkpoint (try a lower train.lr)"
     }
 }
 
