@@ -1,0 +1,103 @@
+import Foundation
+import XCTest
+
+/// Bad input through the command line: a clear message naming the file or
+/// key, a non-zero exit, and no lost output.
+final class BadInputTests: XCTestCase {
+    /// An IDX images file with the given header and `dataBytes` bytes of pixels.
+    func writeIDX(_ path: String, magic: UInt32, dims: [UInt32], dataBytes: Int) {
+        var bytes: [UInt8] = []
+        func be(_ v: UInt32) { bytes += [UInt8(v >> 24), UInt8(v >> 16 & 0xff), UInt8(v >> 8 & 0xff), UInt8(v & 0xff)] }
+        be(magic)
+        dims.forEach(be)
+        bytes += [UInt8](repeating: 255, count: dataBytes)
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)), path)
+    }
+
+    func dataDir(_ name: String) -> String {
+        let d = CLI.temporaryDirectory(name) + "/binarized-mnist"
+        try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    func train(dataDir: String, extra: [String] = [], ranks: Int? = nil) throws -> CLI.Result {
+        var args = smallArguments(out: CLI.temporaryDirectory("bad-out"), extra: extra)
+        args[args.firstIndex(of: "--data-dir")! + 1] = dataDir
+        return try CLI.run(args, ranks: ranks, timeout: 120)
+    }
+
+    func assertFails(_ r: CLI.Result, mentions parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertNotEqual(r.status, 0, "expected a non-zero exit; output: \(r.output)", file: file, line: line)
+        for p in parts { XCTAssertTrue(r.stderr.contains(p), "stderr lacks '\(p)': \(r.stderr)", file: file, line: line) }
+    }
+
+    func testMissingDataDirectory() throws {
+        assertFails(try train(dataDir: "/nonexistent/vaeas-data"), mentions: ["/nonexistent/vaeas-data"])
+    }
+
+    func testMissingFile() throws {
+        let d = dataDir("missing")
+        assertFails(try train(dataDir: d), mentions: [d + "/train-images-idx3-ubyte"])
+    }
+
+    func testWrongMagicUnderTwoRanks() throws {
+        let d = dataDir("magic")
+        writeIDX(d + "/train-images-idx3-ubyte", magic: 0x0000_0801, dims: [10], dataBytes: 10)
+        let r = try train(dataDir: d, ranks: 2)
+        assertFails(r, mentions: [d + "/train-images-idx3-ubyte", "magic", "0x00000803"])
+        XCTAssertEqual(r.stderr.components(separatedBy: "error:").count - 1, 1, "printed once, by rank 0: \(r.stderr)")
+    }
+
+    func testTruncatedImages() throws {
+        let d = dataDir("trunc")
+        writeIDX(d + "/train-images-idx3-ubyte", magic: 0x0000_0803, dims: [10, 28, 28], dataBytes: 784 * 9 + 100)
+        assertFails(try train(dataDir: d), mentions: [d + "/train-images-idx3-ubyte", "truncated"])
+    }
+
+    func testDimensionsDisagreeWithByteCount() throws {
+        let d = dataDir("long")
+        writeIDX(d + "/train-images-idx3-ubyte", magic: 0x0000_0803, dims: [2, 28, 28], dataBytes: 784 * 3)
+        assertFails(try train(dataDir: d), mentions: [d + "/train-images-idx3-ubyte", "1568"])
+    }
+
+    func testUnknownConfigKeyAndImpossibleValues() throws {
+        assertFails(try train(dataDir: CLI.sharedData, extra: ["--set", "model.latnet=3"]), mentions: ["model.latnet", "model.latent"])
+        assertFails(try train(dataDir: CLI.sharedData, extra: ["--set", "train.batch=0"]), mentions: ["train.batch"])
+        assertFails(try train(dataDir: CLI.sharedData, extra: ["--set", "model.activation=sigmoid"]),
+                    mentions: ["model.activation", "tanh", "relu"])
+        assertFails(try train(dataDir: CLI.sharedData, extra: ["--set", "train.lr=nan"]), mentions: ["train.lr"])
+    }
+
+    func testUnknownKeyInConfigFileNamesTheFile() throws {
+        let path = CLI.temporaryDirectory("cfg") + "/bad.yaml"
+        try "model:\n  latent: 8\n  hiden: 64\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try CLI.run(["train", "--config", path, "--out", CLI.temporaryDirectory("cfg-out")])
+        assertFails(r, mentions: [path, "model.hiden", "model.hidden"])
+    }
+
+    func testExistingRunIsNotOverwrittenWithoutFlag() throws {
+        let out = CLI.temporaryDirectory("keep")
+        try "previous".write(toFile: out + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        var args = smallArguments(out: out)
+        args.removeAll { $0 == "--overwrite" }
+        assertFails(try CLI.run(args), mentions: [out, "--overwrite"])
+        XCTAssertEqual(try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8), "previous")
+    }
+
+    /// A diverging run stops with a non-zero exit before applying the NaN, and
+    /// the checkpoint of the last completed epoch stays loadable.
+    func testNaNInTrainingStopsWithError() throws {
+        let out = CLI.temporaryDirectory("nan")
+        let good = try CLI.run(smallArguments(out: out), ranks: 2)
+        XCTAssertEqual(good.status, 0, good.output)
+        let before = FileManager.default.contents(atPath: out + "/model.safetensors")
+        XCTAssertNotNil(before)
+        var args = smallArguments(out: out, extra: ["--set", "train.lr=1e30", "--set", "train.epochs=3"])
+        args.removeAll { $0 == "--overwrite" }
+        args.append("--overwrite")
+        let r = try CLI.run(args, ranks: 2)
+        assertFails(r, mentions: ["non-finite", "train.lr"])
+        XCTAssertEqual(FileManager.default.contents(atPath: out + "/model.safetensors"), before,
+                       "the diverged run must not replace the checkpoint with NaNs")
+    }
+}

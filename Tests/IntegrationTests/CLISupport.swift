@@ -1,0 +1,91 @@
+import Foundation
+import XCTest
+
+/// Runs the `vaeas-dist` built beside this test bundle (or $VAEAS_BIN),
+/// optionally under mpirun, with a deadline so a hung rank fails the test
+/// instead of the suite.
+enum CLI {
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        var output: String { stdout + stderr }
+    }
+
+    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let sharedData = ProcessInfo.processInfo.environment["VAEAS_SHARED_DATA"]
+        ?? repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/data").path
+
+    static var binary: String {
+        if let b = ProcessInfo.processInfo.environment["VAEAS_BIN"] { return b }
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let p = candidate.appendingPathComponent("vaeas-dist").path
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return repositoryRoot.appendingPathComponent(".build/release/vaeas-dist").path
+    }
+
+    static func run(_ args: [String], ranks: Int? = nil, timeout: TimeInterval = 180,
+                    file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+        let p = Process()
+        var env = ProcessInfo.processInfo.environment
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        p.environment = env
+        if let ranks {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["mpirun", "--oversubscribe", "--bind-to", "none", "-n", "\(ranks)", binary] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: binary)
+            p.arguments = args
+        }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        // Drain both pipes while the process runs, so a chatty child never blocks.
+        final class Sink: @unchecked Sendable { var data = Data() }
+        let outSink = Sink(), errSink = Sink()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { outSink.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter()
+        DispatchQueue.global().async { errSink.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(20_000) }
+        if p.isRunning {
+            p.terminate()
+            XCTFail("vaeas-dist \(args.joined(separator: " ")) did not finish in \(timeout) s", file: file, line: line)
+        }
+        p.waitUntilExit()
+        group.wait()
+        return Result(status: p.terminationStatus, stdout: String(decoding: outSink.data, as: UTF8.self),
+                      stderr: String(decoding: errSink.data, as: UTF8.self))
+    }
+
+    static func temporaryDirectory(_ name: String) -> String {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("vaeas-it-\(name)-\(getpid())").path
+        try? FileManager.default.removeItem(atPath: d)
+        try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+
+    /// JSON lines of a file as dictionaries.
+    static func jsonLines(_ path: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+    }
+}
+
+/// A small model on real binarized MNIST that trains in seconds.
+func smallArguments(out: String, extra: [String] = []) -> [String] {
+    ["train", "--out", out, "--overwrite", "--data-dir", CLI.sharedData,
+     "--set", "data.name=binarized-mnist", "--set", "data.limit=1000",
+     "--set", "model.latent=8", "--set", "model.hidden=64", "--set", "model.enc_layers=2", "--set", "model.dec_layers=2",
+     "--set", "train.batch=50", "--set", "train.epochs=1", "--set", "eval.every=0"] + extra
+}
