@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Set-up for vaeas-dist on Debian with Swift installed. Idempotent: on a machine
+# that already has everything it only runs the (incremental) release build.
+#
+#   bash scripts/setup.sh
+#
+# 1. apt packages: Open MPI, OpenBLAS, zlib (linked by the Swift targets) and
+#    dataset-fashion-mnist (the default training data, /usr/share/datasets/fashion-mnist).
+# 2. Python's safetensors and numpy (the tests read our checkpoints with them).
+# 3. swift build -c release  ->  .build/release/vaeas-dist
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# --- 1. system packages -------------------------------------------------------
+apt_packages=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev dataset-fashion-mnist)
+# SwiftPM finds the C libraries through pkg-config.
+command -v pkg-config >/dev/null 2>&1 || apt_packages+=(pkg-config)
+
+missing=()
+for p in "${apt_packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 \
+            || die "apt packages missing (${missing[*]}) and this is not root and there is no sudo: install them as root"
+        sudo=(sudo)
+    fi
+    say "installing apt packages: ${missing[*]}"
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+else
+    say "apt packages present: ${apt_packages[*]}"
+fi
+
+# --- 2. Python modules for the tests --------------------------------------------
+command -v python3 >/dev/null 2>&1 || die "python3 not found on PATH (the tests need python3 with safetensors and numpy)"
+if python3 -c 'import safetensors, numpy' >/dev/null 2>&1; then
+    say "python3 modules present: safetensors numpy"
+else
+    say "installing python3 modules: python3 -m pip install --quiet safetensors numpy"
+    python3 -m pip install --quiet safetensors numpy \
+        || die "pip could not install safetensors and numpy into $(command -v python3); install them (or use a venv) and rerun"
+    python3 -c 'import safetensors, numpy' || die "safetensors/numpy still not importable by $(command -v python3) after pip install"
+fi
+
+# --- 3. build -------------------------------------------------------------------
+command -v swift >/dev/null 2>&1 \
+    || die "swift not found on PATH: install the Swift 6 toolchain for Linux and put its usr/bin on PATH"
+say "swift build -c release"
+swift build -c release
+say "built $(pwd)/.build/release/vaeas-dist"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command: set up (packages, Python modules, release build), then run
+# every test target in release mode (the numerics are slow in debug; the tests
+# do not use @testable, so release works).
+#
+#   bash scripts/test.sh [swift test arguments…]   e.g. --filter ConfigTests
+#
+# The integration tests launch `mpirun -n 3` on 2 cores, so oversubscription is
+# allowed here through Open MPI's environment, as is running as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh   # ends with `swift build -c release`
+
+if [ "$(id -u)" -eq 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+export OMPI_MCA_rmaps_base_oversubscribe=1
+
+printf 'test: swift test -c release %s\n' "$*"
+exec swift test -c release "$@"
