@@ -97,9 +97,11 @@ public struct ModelConfig: Equatable, Sendable {
     public let clsLayers: Int
     /// "tanh" or "relu".
     public let activation: String
+    /// "glorot" or "pytorch".
+    public let initialization: String
 
-    public init(latent: Int, hidden: Int, encLayers: Int, decLayers: Int, clsLayers: Int, activation: String) {
-        self.latent = latent; self.hidden = hidden; self.encLayers = encLayers; self.decLayers = decLayers; self.clsLayers = clsLayers; self.activation = activation
+    public init(latent: Int, hidden: Int, encLayers: Int, decLayers: Int, clsLayers: Int, activation: String, initialization: String) {
+        self.latent = latent; self.hidden = hidden; self.encLayers = encLayers; self.decLayers = decLayers; self.clsLayers = clsLayers; self.activation = activation; self.initialization = initialization
     }
 }
 
@@ -267,7 +269,7 @@ public struct TrainConfig: Equatable, Sendable {
     public var model: ModelConfig {
         ModelConfig(latent: int("model.latent"), hidden: int("model.hidden"), encLayers: int("model.enc_layers"),
                     decLayers: int("model.dec_layers"), clsLayers: int("model.cls_layers"),
-                    activation: str("model.activation"))
+                    activation: str("model.activation"), initialization: str("model.init"))
     }
 
     public var objective: ObjectiveConfig {

@@ -18,6 +18,8 @@ enum KeyTable {
         .int("model.dec_layers", 5, min: 1, max: 64, "Hidden layers of the decoder."),
         .int("model.cls_layers", 2, min: 0, max: 64, "Hidden layers of the label classifier (next milestone)."),
         .string("model.activation", "tanh", .oneOf(["tanh", "relu"]), "Hidden-layer nonlinearity."),
+        .string("model.init", "glorot", .oneOf(["glorot", "pytorch"]),
+                "Weight initialisation: glorot (uniform, zero bias; Keras' Dense default) or pytorch (nn.Linear's U(±1/√in))."),
 
         .string("objective.kind", "vae", .oneOf(["vae", "vaeas"]), "Plain ELBO (vae) or ELBO with the label term (vaeas)."),
         .float("objective.alpha", 1.0, min: 0, "Weight of the mutual-information term."),

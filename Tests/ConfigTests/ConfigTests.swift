@@ -39,7 +39,7 @@ final class ConfigTests: XCTestCase {
         let c = TrainConfig.defaults
         XCTAssertEqual(c.data, DataConfig(name: "fashion-mnist", dir: "", binarize: "dynamic", limit: 0, testSplit: "test"))
         XCTAssertEqual(c.model, ModelConfig(latent: 40, hidden: 500, encLayers: 2, decLayers: 5, clsLayers: 2,
-                                            activation: "tanh"))
+                                            activation: "tanh", initialization: "glorot"))
         XCTAssertEqual(c.objective, ObjectiveConfig(kind: "vae", alpha: 1.0, beta: 1.0, labels: 0,
                                                     labelAssignment: "modulo", miEstimator: "entropy", softmax: "full"))
         XCTAssertEqual(c.train, TrainingConfig(epochs: 5, batch: 128, lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8,
@@ -52,7 +52,7 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(TrainConfig.keys, [
             "data.name", "data.dir", "data.binarize", "data.limit", "data.test_split",
             "model.latent", "model.hidden", "model.enc_layers", "model.dec_layers", "model.cls_layers",
-            "model.activation",
+            "model.activation", "model.init",
             "objective.kind", "objective.alpha", "objective.beta", "objective.labels",
             "objective.label_assignment", "objective.mi_estimator", "objective.softmax",
             "train.epochs", "train.batch", "train.lr", "train.beta1", "train.beta2", "train.eps", "train.seed",

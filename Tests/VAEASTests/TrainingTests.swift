@@ -109,3 +109,22 @@ final class TrainingTests: XCTestCase {
         }
     }
 }
+
+final class InitializationTests: XCTestCase {
+    func testSchemesDrawWithinTheirBounds() {
+        for scheme in Initialization.allCases {
+            let store = ParameterStore()
+            let l = Linear("l", in: 300, out: 100, store: store)
+            store.allocate()
+            l.initialize(store.values, rng: Philox(seed: 1, purpose: .parameterInit), tensorID: 0, scheme: scheme)
+            let w = UnsafeBufferPointer(start: store.values + l.weight, count: 30_000)
+            let b = UnsafeBufferPointer(start: store.values + l.bias, count: 100)
+            let bound: Float = scheme == .glorot ? (6.0 / 400).squareRoot() : 1 / Float(300).squareRoot()
+            XCTAssertLessThanOrEqual(w.map(abs).max()!, bound)
+            XCTAssertGreaterThan(w.map(abs).max()!, 0.98 * bound, "\(scheme) should fill its range")
+            let variance = w.reduce(0.0) { $0 + Double($1 * $1) } / 30_000
+            XCTAssertEqual(variance, Double(bound * bound) / 3, accuracy: 0.05 * Double(bound * bound) / 3)
+            if scheme == .glorot { XCTAssertTrue(b.allSatisfy { $0 == 0 }) } else { XCTAssertLessThanOrEqual(b.map(abs).max()!, bound) }
+        }
+    }
+}

@@ -17,15 +17,23 @@ public struct Linear: Sendable {
         bias = store.register("\(name).bias", shape: [outFeatures])
     }
 
-    /// PyTorch's default `nn.Linear` initialisation: W, b ~ U(−1/√in, 1/√in),
-    /// drawn from a counter-based stream keyed by `tensorID`, so every rank
-    /// draws the same values.
-    public func initialize(_ params: UnsafeMutablePointer<Float>, rng: Philox, tensorID: UInt32) {
-        let bound = 1 / Float(inFeatures).squareRoot()
-        rng.fillUniform(params + weight, count: inFeatures * outFeatures, c1: tensorID, c2: 0)
+    /// Draws W (and b) from a counter-based stream keyed by `tensorID`, so
+    /// every rank draws the same values (see `Initialization`).
+    public func initialize(_ params: UnsafeMutablePointer<Float>, rng: Philox, tensorID: UInt32,
+                           scheme: Initialization = .glorot) {
+        let n = inFeatures * outFeatures
+        rng.fillUniform(params + weight, count: n, c1: tensorID, c2: 0)
         rng.fillUniform(params + bias, count: outFeatures, c1: tensorID, c2: 1)
-        for i in 0..<(inFeatures * outFeatures) { params[weight + i] = (2 * params[weight + i] - 1) * bound }
-        for i in 0..<outFeatures { params[bias + i] = (2 * params[bias + i] - 1) * bound }
+        switch scheme {
+        case .glorot:
+            let bound = (6 / Float(inFeatures + outFeatures)).squareRoot()
+            for i in 0..<n { params[weight + i] = (2 * params[weight + i] - 1) * bound }
+            for i in 0..<outFeatures { params[bias + i] = 0 }
+        case .pytorch:
+            let bound = 1 / Float(inFeatures).squareRoot()
+            for i in 0..<n { params[weight + i] = (2 * params[weight + i] - 1) * bound }
+            for i in 0..<outFeatures { params[bias + i] = (2 * params[bias + i] - 1) * bound }
+        }
     }
 
     /// out[rows × out] = inp[rows × in] · Wᵀ + b
@@ -64,4 +72,14 @@ public struct Linear: Sendable {
         let f = 2 * Double(rows) * Double(inFeatures) * Double(outFeatures)
         return (f, inputGradient ? 2 * f : f)
     }
+}
+
+/// Weight initialisation (`model.init`).
+public enum Initialization: String, Sendable, CaseIterable {
+    /// Glorot & Bengio (2010) uniform, W ~ U(±√(6/(in+out))), b = 0: Keras'
+    /// `Dense` default. It keeps tanh activations from shrinking through the
+    /// paper's seven-layer encoder/decoder stacks.
+    case glorot
+    /// `torch.nn.Linear`'s default: W, b ~ U(±1/√in).
+    case pytorch
 }

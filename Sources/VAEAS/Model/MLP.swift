@@ -75,7 +75,9 @@ public final class MLP {
         }
     }
 
-    public func initialize(_ params: UnsafeMutablePointer<Float>, rng: Philox, firstTensorID: UInt32) {
-        for (k, layer) in layers.enumerated() { layer.initialize(params, rng: rng, tensorID: firstTensorID + UInt32(k)) }
+    public func initialize(_ params: UnsafeMutablePointer<Float>, rng: Philox, firstTensorID: UInt32, scheme: Initialization) {
+        for (k, layer) in layers.enumerated() {
+            layer.initialize(params, rng: rng, tensorID: firstTensorID + UInt32(k), scheme: scheme)
+        }
     }
 }

@@ -88,12 +88,12 @@ public final class VAE {
     }
 
     /// Deterministic initialisation from `seed` (identical on every rank).
-    public func initialize(seed: UInt32) {
+    public func initialize(seed: UInt32, scheme: Initialization = .glorot) {
         let rng = Philox(seed: seed, purpose: .parameterInit)
-        encoder.initialize(store.values, rng: rng, firstTensorID: 0)
-        muHead.initialize(store.values, rng: rng, tensorID: 100)
-        logvarHead.initialize(store.values, rng: rng, tensorID: 101)
-        decoder.initialize(store.values, rng: rng, firstTensorID: 200)
+        encoder.initialize(store.values, rng: rng, firstTensorID: 0, scheme: scheme)
+        muHead.initialize(store.values, rng: rng, tensorID: 100, scheme: scheme)
+        logvarHead.initialize(store.values, rng: rng, tensorID: 101, scheme: scheme)
+        decoder.initialize(store.values, rng: rng, firstTensorID: 200, scheme: scheme)
     }
 
     /// μ(x), log σ²(x) for `n` rows of x.

@@ -109,7 +109,10 @@ public final class Trainer {
         let capacity = max(localBatch, evalRows)
         self.capacity = capacity
         vae = VAE(shape: shape, capacity: capacity, samples: t.samples)
-        vae.initialize(seed: seed)
+        guard let scheme = Initialization(rawValue: m.initialization) else {
+            throw ConfigError(key: "model.init", source: nil, line: nil, message: "unknown initialisation \(m.initialization)")
+        }
+        vae.initialize(seed: seed, scheme: scheme)
         // Initialisation is deterministic everywhere; the broadcast makes the
         // replicas identical by construction, as DDP does at wrap time.
         comm.broadcast(UnsafeMutableRawBufferPointer(vae.store.valueBuffer), root: 0)
