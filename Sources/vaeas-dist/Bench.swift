@@ -65,7 +65,12 @@ struct Bench: ParsableCommand {
             let seconds = comm.max([Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9])[0]
 
             let localRows = BlockPartition(total: b, parts: comm.size).count(comm.rank)
-            let shapes = Benchmark.stepShapes(trainer.vae, rows: localRows)
+            var shapes = Benchmark.stepShapes(trainer.vae, rows: localRows)
+            if let c = trainer.classifier {
+                let L = config.train.samples
+                shapes += Benchmark.classifierShapes(c, localRows: localRows * L, globalRows: b * L,
+                                                     withMI: config.objective.alpha != config.objective.beta)
+            }
             let stepFlops = shapes.reduce(0) { $0 + $1.flops }
             let sgemmSeconds = Benchmark.sgemmSeconds(shapes, repeats: 5)
             let perRank = comm.sum([stepFlops, sgemmSeconds])
@@ -92,6 +97,13 @@ struct Bench: ParsableCommand {
                 r.set("sgemm_gflops_per_rank", sgemm)
                 r.set("ratio_to_sgemm", ratio)
                 for (name, t) in trainer.phaseSeconds.all { r.set("ms_\(name)", t / Double(steps) * 1e3) }
+                if let sm = trainer.classifier?.softmax {
+                    r.set("labels", sm.labels)
+                    r.set("output_layer_bytes_sent_per_step", sm.bytesSentLastStep)
+                    r.set("replicated_layer_allreduce_bytes_per_step", sm.replicatedAllreduceBytes)
+                    r.set("output_layer_rows_per_rank", sm.owned.count)
+                    r.set("output_layer_memory_bytes_per_rank", sm.memoryBytes)
+                }
                 if json {
                     print(r.json)
                 } else {
@@ -106,6 +118,15 @@ struct Bench: ParsableCommand {
                       ratio        \(String(format: "%.3f", ratio))  (achieved / sgemm)
                       step split   \(trainer.phaseSeconds.all.map { "\($0.0) \(String(format: "%.2f", $0.1 / Double(steps) * 1e3))" }.joined(separator: ", ")) ms (rank 0)
                     """)
+                    if let sm = trainer.classifier?.softmax {
+                        func mib(_ b: Int) -> String { String(format: "%.2f MiB", Double(b) / 1_048_576) }
+                        print("""
+                          classifier   V = \(sm.labels) labels, h = \(sm.width); \(sm.owned.count) label rows on rank 0
+                          layer comm   \(mib(sm.bytesSentLastStep)) sent per step by rank 0 (allgather H, 4 B-vectors, reduce-scatter dH)
+                                       vs \(mib(sm.replicatedAllreduceBytes)) a replicated V × h layer would allreduce
+                          layer memory \(mib(sm.memoryBytes)) on rank 0 (W_r, b_r, gradients, Adam moments, logits, probabilities)
+                        """)
+                    }
                 }
             }
         }

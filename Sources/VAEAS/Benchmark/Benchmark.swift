@@ -24,6 +24,27 @@ public enum Benchmark {
         return out
     }
 
+    /// The VAE-AS classifier's sgemm calls for one step: its hidden layers on
+    /// this rank's `localRows` rows (forward, dW, and the input gradient when
+    /// the Î term flows into z), and the partitioned output layer on all
+    /// `globalRows` rows against this rank's V_r label rows.
+    public static func classifierShapes(_ c: AuxiliaryClassifier, localRows: Int, globalRows: Int, withMI: Bool) -> [GemmShape] {
+        var out: [GemmShape] = []
+        for (k, l) in (c.hidden?.layers ?? []).enumerated() {
+            out.append(GemmShape(transA: false, transB: true, m: localRows, n: l.outFeatures, k: l.inFeatures))
+            out.append(GemmShape(transA: true, transB: false, m: l.outFeatures, n: l.inFeatures, k: localRows))
+            // CE path: dinp for every layer but the first; Î path: dinp for all layers.
+            if k > 0 { out.append(GemmShape(transA: false, transB: false, m: localRows, n: l.inFeatures, k: l.outFeatures)) }
+            if withMI { out.append(GemmShape(transA: false, transB: false, m: localRows, n: l.inFeatures, k: l.outFeatures)) }
+        }
+        let v = c.softmax.owned.count, h = c.softmax.width
+        out.append(GemmShape(transA: false, transB: true, m: globalRows, n: v, k: h))
+        out.append(GemmShape(transA: true, transB: false, m: v, n: h, k: globalRows))
+        out.append(GemmShape(transA: false, transB: false, m: globalRows, n: h, k: v))
+        if withMI { out.append(GemmShape(transA: false, transB: false, m: globalRows, n: h, k: v)) }
+        return out
+    }
+
     /// Seconds per replay of `shapes` with plain sgemm on scratch buffers, best of `repeats`.
     public static func sgemmSeconds(_ shapes: [GemmShape], repeats: Int) -> Double {
         let size = shapes.map { max($0.m * $0.k, $0.k * $0.n, $0.m * $0.n) }.max() ?? 1

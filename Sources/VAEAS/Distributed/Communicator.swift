@@ -21,6 +21,10 @@ public protocol Communicator: AnyObject {
     /// receives block r (counts[r] floats).
     func reduceScatterv(send: UnsafeBufferPointer<Float>, receive: UnsafeMutableBufferPointer<Float>,
                         counts: RankCounts)
+    /// Rank r contributes `send` (counts[r] floats); only `root` receives, in
+    /// rank order (`receive` is ignored elsewhere and may be empty there).
+    func gatherv(send: UnsafeBufferPointer<Float>, receive: UnsafeMutableBufferPointer<Float>,
+                 counts: RankCounts, root: Int)
     /// `buffer` on every rank becomes root's.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int)
     func barrier()
@@ -136,6 +140,10 @@ public final class LocalCommunicator: Communicator {
         if send.baseAddress != UnsafePointer(receive.baseAddress) {
             receive.baseAddress!.update(from: send.baseAddress!, count: Int(counts.counts[0]))
         }
+    }
+    public func gatherv(send: UnsafeBufferPointer<Float>, receive: UnsafeMutableBufferPointer<Float>,
+                        counts: RankCounts, root: Int) {
+        allgatherv(send: send, receive: receive, counts: counts)
     }
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) {}
     public func barrier() {}

@@ -86,6 +86,19 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    public func gatherv(send: UnsafeBufferPointer<Float>, receive: UnsafeMutableBufferPointer<Float>,
+                        counts: RankCounts, root: Int) {
+        precondition(counts.counts.count == size)
+        precondition(rank != root || receive.count >= counts.total)
+        counts.counts.withUnsafeBufferPointer { c in
+            counts.displacements.withUnsafeBufferPointer { d in
+                check(MPI_Gatherv(send.baseAddress, c[rank], vaeas_mpi_float(),
+                                  receive.baseAddress, c.baseAddress, d.baseAddress,
+                                  vaeas_mpi_float(), Int32(root), comm), "MPI_Gatherv")
+            }
+        }
+    }
+
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) {
         guard size > 1, !buffer.isEmpty else { return }
         check(MPI_Bcast(buffer.baseAddress, Int32(buffer.count), vaeas_mpi_byte(), Int32(root), comm), "MPI_Bcast")

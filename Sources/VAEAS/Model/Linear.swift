@@ -47,17 +47,21 @@ public struct Linear: Sendable {
     }
 
     /// dW += doutᵀ · inp, db += Σ_rows dout, and dinp (= or +=) dout · W.
-    /// `dinp` nil skips the input gradient (the first layer needs none).
+    /// `dinp` nil skips the input gradient (the first layer needs none);
+    /// `grads` nil skips the parameter gradients (a path that treats the
+    /// layer as fixed, like VAE-AS's Î term through the classifier).
     public func backward(dinp: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
                          dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, rows: Int,
-                         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) {
-        BLAS.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
-                  a: dout, lda: outFeatures, b: inp, ldb: inFeatures,
-                  beta: 1, c: grads + weight, ldc: inFeatures)
-        let db = grads + bias
-        for r in 0..<rows {
-            let row = dout + r * outFeatures
-            for j in 0..<outFeatures { db[j] += row[j] }
+                         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>?) {
+        if let grads {
+            BLAS.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
+                      a: dout, lda: outFeatures, b: inp, ldb: inFeatures,
+                      beta: 1, c: grads + weight, ldc: inFeatures)
+            let db = grads + bias
+            for r in 0..<rows {
+                let row = dout + r * outFeatures
+                for j in 0..<outFeatures { db[j] += row[j] }
+            }
         }
         if let dinp {
             BLAS.gemm(transA: false, transB: false, m: rows, n: inFeatures, k: outFeatures,

@@ -55,9 +55,9 @@ public final class MLP {
     }
 
     /// Backward from `dout` (gradient wrt the MLP's output; overwritten) to the
-    /// parameters, and to `dinput` when given.
+    /// parameters (unless `grads` is nil), and to `dinput` when given.
     public func backward(dout: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int,
-                         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
+                         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>?,
                          dinput: UnsafeMutablePointer<Float>?, accumulateInput: Bool = false) {
         var d = dout
         var spare = (scratchA, scratchB)

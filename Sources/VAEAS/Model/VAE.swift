@@ -50,11 +50,14 @@ public final class VAE {
     public let recon: UnsafeMutablePointer<Double>
     public let kl: UnsafeMutablePointer<Double>
 
-    public init(shape: VAEShape, capacity: Int, samples: Int) {
+    /// Registers the parameters in `store`; with the default (a new store) it
+    /// is allocated here, a shared store is allocated by its owner once every
+    /// model part has registered (the VAE-AS classifier's hidden layers join it).
+    public init(shape: VAEShape, capacity: Int, samples: Int, store shared: ParameterStore? = nil) {
         self.shape = shape
         self.capacity = capacity
         samplesCapacity = samples
-        let store = ParameterStore()
+        let store = shared ?? ParameterStore()
         self.store = store
         let h = shape.hidden, d = shape.latent
         encoder = MLP(prefix: "encoder.layers",
@@ -66,7 +69,7 @@ public final class VAE {
                       widths: [d] + Array(repeating: h, count: shape.decoderLayers) + [shape.input],
                       lastName: "decoder.out", activation: shape.activation, activateLast: false,
                       capacity: capacity * samples, store: store)
-        store.allocate()
+        if shared == nil { store.allocate() }
         let rowsL = capacity * samples
         mu = .allocate(capacity: capacity * d)
         logvar = .allocate(capacity: capacity * d)

@@ -114,6 +114,75 @@ public enum Kernels {
     }
 }
 
+extension Kernels {
+    /// exp(x) for eight lanes at once (Cephes' expf: Cody–Waite range
+    /// reduction and a degree-6 polynomial; relative error ~2e-7). Inputs
+    /// below −87.3 give 0, which is what softmax rows shifted by their max need.
+    @inline(__always)
+    public static func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        typealias V = SIMD8<Float>
+        let lo: Float = -87.3, hi: Float = 88.7
+        let tooSmall = x .< V(repeating: lo)
+        let xc = x.clamped(lowerBound: V(repeating: lo), upperBound: V(repeating: hi))
+        let n = (xc * 1.442_695_040_888_963_4).rounded(.toNearestOrEven)
+        var r = xc - n * 0.693_359_375
+        r = r - n * -2.121_944_400_546_905_8e-4
+        var p = V(repeating: 1.987_569_150_0e-4)
+        p = p * r + 1.398_199_950_7e-3
+        p = p * r + 8.333_451_907_3e-3
+        p = p * r + 4.166_579_589_4e-2
+        p = p * r + 1.666_666_545_9e-1
+        p = p * r + 5.000_000_120_1e-1
+        p = p * (r * r) + r + 1
+        let e = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        let scale = unsafeBitCast(e, to: V.self)
+        return (p * scale).replacing(with: 0, where: tooSmall)
+    }
+
+    /// out[j] = exp(x[j] − shift), returning Σ out and Σ out·(x − shift) in Double
+    /// (the two sums a softmax row needs for its normalizer and its entropy).
+    public static func expShifted(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int,
+                                  shift: Float) -> (sum: Double, weighted: Double) {
+        let xr = UnsafeRawPointer(x), orw = UnsafeMutableRawPointer(out)
+        let s = SIMD8<Float>(repeating: shift)
+        var acc = SIMD8<Float>(repeating: 0), accW = SIMD8<Float>(repeating: 0)
+        var total = 0.0, totalW = 0.0
+        var i = 0
+        var sinceFlush = 0
+        while i + 8 <= count {
+            let d = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) - s
+            let e = exp8(d)
+            orw.storeBytes(of: e, toByteOffset: i * 4, as: SIMD8<Float>.self)
+            acc += e
+            accW += e * d
+            i += 8
+            sinceFlush += 1
+            // Flush the float lanes to Double now and then, so rows of 10⁶ labels keep their precision.
+            if sinceFlush == 512 { total += Double(acc.sum()); totalW += Double(accW.sum()); acc = .zero; accW = .zero; sinceFlush = 0 }
+        }
+        total += Double(acc.sum()); totalW += Double(accW.sum())
+        while i < count {
+            let d = x[i] - shift
+            let e = expf(d)
+            out[i] = e
+            total += Double(e); totalW += Double(e * d)
+            i += 1
+        }
+        return (total, totalW)
+    }
+
+    /// Largest element (−inf for an empty row).
+    public static func rowMax(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var m = SIMD8<Float>(repeating: -.infinity)
+        let xr = UnsafeRawPointer(x)
+        var i = 0
+        while i + 8 <= count { m = pointwiseMax(m, xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)); i += 8 }
+        var r = m.max()
+        while i < count { r = Swift.max(r, x[i]); i += 1 }
+        return r
+    }
+}
+
 /// Hidden-layer nonlinearity (`model.activation`).
 public enum Activation: String, Sendable, CaseIterable {
     case tanh, relu

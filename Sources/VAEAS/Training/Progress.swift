@@ -33,6 +33,9 @@ public final class Progress {
         }
         var s = String(format: "epoch %d/%d  loss %.3f  recon %.3f  kl %.3f", num("epoch").map(Int.init) ?? 0, epochs,
                        num("loss") ?? .nan, num("recon") ?? .nan, num("kl") ?? .nan)
+        if let mi = num("mi"), let md = num("md"), let sc = num("sc") {
+            s += String(format: "  mi %.3f  md %.3f  sc %.3f", mi, md, sc)
+        }
         if let e = num("test_elbo") { s += String(format: "  test_elbo %.3f", e) }
         s += String(format: "  %.0f samples/s  %.1fs", num("samples_per_s") ?? 0, num("seconds") ?? 0)
         print(s)

@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 import Logging
 import VAEASConfig
 import VAEASData
@@ -8,15 +9,46 @@ public struct StepStats: Sendable {
     public var recon: Double = 0
     public var kl: Double = 0
     public var count: Int = 0
-    public var loss: Double { recon + kl }
+    /// VAE-AS: Σ CE and Σ Ĥ over the classifier's global rows (B·L per step).
+    public var crossEntropy: Double = 0
+    public var hHat: Double = 0
+    public var rows: Int = 0
+
+    public mutating func add(_ o: StepStats) {
+        recon += o.recon; kl += o.kl; count += o.count
+        crossEntropy += o.crossEntropy; hHat += o.hHat; rows += o.rows
+    }
+}
+
+/// The objective's weights (design doc, "Objective"): encoder and decoder
+/// minimise recon + α·Î + β·MD̂ = recon + β·KL + (α − β)·Î.
+public struct ObjectiveWeights: Sendable {
+    public let alpha: Double
+    public let beta: Double
+    /// log V when a classifier is present.
+    public let logLabels: Double?
+
+    /// Epoch or step means of the reported terms.
+    public func summary(_ s: StepStats) -> [(String, Double)] {
+        let recon = s.recon / Double(s.count), kl = s.kl / Double(s.count)
+        guard let logV = logLabels, s.rows > 0 else { return [("loss", recon + kl), ("recon", recon), ("kl", kl)] }
+        let mi = logV - s.hHat / Double(s.rows)
+        let md = kl - mi
+        return [("loss", recon + alpha * mi + beta * md), ("recon", recon), ("kl", kl),
+                ("mi", mi), ("md", md), ("sc", s.crossEntropy / Double(s.rows))]
+    }
 }
 
 /// Accumulated seconds per phase of the training step on this rank.
 public struct PhaseTimes: Sendable {
-    public var data = 0.0, forward = 0.0, backward = 0.0, communication = 0.0, optimizer = 0.0
+    /// `forward`/`backward`: encoder and decoder; `classifier`: the VAE-AS
+    /// classifier's compute (hidden layers and the partitioned output layer);
+    /// `communication`: every collective, the classifier's included.
+    public var data = 0.0, forward = 0.0, backward = 0.0, classifier = 0.0, communication = 0.0, optimizer = 0.0
     public init() {}
     public var all: [(String, Double)] {
-        [("data", data), ("forward", forward), ("backward", backward), ("communication", communication), ("optimizer", optimizer)]
+        [("data", data), ("forward", forward), ("backward", backward), ("classifier", classifier),
+         ("communication", communication), ("optimizer", optimizer)]
     }
 }
 
@@ -55,8 +87,16 @@ public struct ReplicaDivergenceError: Error, CustomStringConvertible {
 public final class Trainer {
     public let config: TrainConfig
     public let comm: Communicator
+    let timedComm: TimedCommunicator
+    var commSeconds: Double { timedComm.seconds }
     public let vae: VAE
     public let adam: Adam
+    /// VAE-AS only: the classifier, its labels and the optimizer of the partitioned rows.
+    public let classifier: AuxiliaryClassifier?
+    public let labels: LabelAssignment?
+    public let classifierAdam: Adam?
+    public let weights: ObjectiveWeights
+    let estimator: MIEstimator
     public let trainFeed: DataFeed
     public let testFeed: DataFeed?
     public let output: RunOutput?
@@ -79,7 +119,9 @@ public final class Trainer {
 
     public init(config: TrainConfig, train: Dataset, test: Dataset?, comm: Communicator, output: RunOutput?) throws {
         self.config = config
-        self.comm = comm
+        let timed = TimedCommunicator(comm)
+        self.timedComm = timed
+        self.comm = timed
         self.output = output
         let m = config.model, t = config.train
         guard let act = Activation(rawValue: m.activation) else {
@@ -88,9 +130,15 @@ public final class Trainer {
         guard let bin = Binarization(rawValue: config.data.binarize) else {
             throw ConfigError(key: "data.binarize", source: nil, line: nil, message: "unknown binarization \(config.data.binarize)")
         }
-        guard config.objective.kind == "vae" else {
-            throw ConfigError(key: "objective.kind", source: nil, line: nil,
-                              message: "'\(config.objective.kind)' is not implemented by this build; use 'vae'")
+        let o = config.objective
+        guard let estimator = MIEstimator(rawValue: o.miEstimator) else {
+            throw ConfigError(key: "objective.mi_estimator", source: nil, line: nil, message: "unknown estimator \(o.miEstimator)")
+        }
+        self.estimator = estimator
+        let isVAEAS = o.kind == "vaeas"
+        if isVAEAS && o.softmax != "full" {
+            throw ConfigError(key: "objective.softmax", source: nil, line: nil,
+                              message: "'\(o.softmax)' (the hierarchical softmax) is not implemented by this build; use 'full'")
         }
         if let test, test.dimension != train.dimension {
             throw ConfigError(key: "data.test_split", source: nil, line: nil,
@@ -105,18 +153,43 @@ public final class Trainer {
         let shape = VAEShape(input: train.dimension, latent: m.latent, hidden: m.hidden,
                              encoderLayers: m.encLayers, decoderLayers: m.decLayers, activation: act)
         let localBatch = BlockPartition(total: t.batch, parts: comm.size).maxCount
+        let labelCount = o.labels > 0 ? o.labels : train.count
         let evalRows = test.map { min(config.eval.batch, BlockPartition(total: $0.count, parts: comm.size).maxCount) } ?? 1
         let capacity = max(localBatch, evalRows)
         self.capacity = capacity
-        vae = VAE(shape: shape, capacity: capacity, samples: t.samples)
         guard let scheme = Initialization(rawValue: m.initialization) else {
             throw ConfigError(key: "model.init", source: nil, line: nil, message: "unknown initialisation \(m.initialization)")
         }
+        let store = ParameterStore()
+        vae = VAE(shape: shape, capacity: capacity, samples: t.samples, store: store)
+        if isVAEAS {
+            guard labelCount >= 2 else {
+                throw ConfigError(key: "objective.labels", source: nil, line: nil, message: "VAE-AS needs at least 2 labels, got \(labelCount)")
+            }
+            guard let kind = LabelAssignment.Kind(rawValue: o.labelAssignment) else {
+                throw ConfigError(key: "objective.label_assignment", source: nil, line: nil, message: "unknown assignment \(o.labelAssignment)")
+            }
+            classifier = AuxiliaryClassifier(latent: m.latent, hidden: m.hidden, layers: m.clsLayers, activation: act,
+                                             labels: labelCount, localRowCapacity: localBatch * t.samples,
+                                             globalRowCapacity: t.batch * t.samples, comm: comm, store: store)
+            labels = LabelAssignment(samples: train.count, labels: labelCount, kind: kind, seed: seed)
+        } else {
+            classifier = nil
+            labels = nil
+        }
+        store.allocate()
         vae.initialize(seed: seed, scheme: scheme)
+        classifier?.initialize(store.values, seed: seed, scheme: scheme)
         // Initialisation is deterministic everywhere; the broadcast makes the
-        // replicas identical by construction, as DDP does at wrap time.
-        comm.broadcast(UnsafeMutableRawBufferPointer(vae.store.valueBuffer), root: 0)
-        adam = Adam(count: vae.store.count, lr: Float(t.lr), beta1: Float(t.beta1), beta2: Float(t.beta2), eps: Float(t.eps))
+        // replicas identical by construction, as DDP does at wrap time. The
+        // partitioned rows are each rank's own and are not broadcast.
+        comm.broadcast(UnsafeMutableRawBufferPointer(store.valueBuffer), root: 0)
+        adam = Adam(count: store.count, lr: Float(t.lr), beta1: Float(t.beta1), beta2: Float(t.beta2), eps: Float(t.eps))
+        classifierAdam = classifier.map {
+            Adam(count: $0.softmax.store.count, lr: Float(t.lr), beta1: Float(t.beta1), beta2: Float(t.beta2), eps: Float(t.eps))
+        }
+        weights = isVAEAS ? ObjectiveWeights(alpha: o.alpha, beta: o.beta, logLabels: log(Double(labelCount)))
+                          : ObjectiveWeights(alpha: 1, beta: 1, logLabels: nil)
         trainFeed = DataFeed(dataset: train, binarization: bin, seed: seed)
         testFeed = test.map { DataFeed(dataset: $0, binarization: bin, seed: seed, evaluation: true) }
         noise = NoiseSource(seed: seed, latent: m.latent, samples: t.samples)
@@ -141,38 +214,74 @@ public final class Trainer {
         let b = batch.count
         let mine = BlockPartition(total: b, parts: comm.size).range(comm.rank)
         let local = UnsafeBufferPointer(rebasing: batch[mine])
-        let n = local.count
+        let n = local.count, L = samples
         var clock = PhaseClock()
         vae.store.zeroGrads()
-        var recon = 0.0, kl = 0.0
-        if n > 0 {
-            trainFeed.fill(x, indices: local, epoch: epoch)
-            noise.fill(vae.eps, indices: local, epoch: epoch)
-            phaseSeconds.data += clock.lap()
-            let scale = 1 / Float(b)
-            vae.encode(x, n: n)
-            vae.reparameterize(n: n, samples: samples)
-            vae.decode(rows: n * samples)
-            vae.reconstruction(x, n: n, samples: samples, gradScale: scale)
-            phaseSeconds.forward += clock.lap()
-            vae.backward(x, n: n, samples: samples, gradScale: scale)
-            for i in 0..<n { recon += vae.recon[i]; kl += vae.kl[i] }
-            phaseSeconds.backward += clock.lap()
+        // Every rank runs every call below, even with n = 0 (a short last batch
+        // over many ranks): the classifier's collectives need all of them.
+        trainFeed.fill(x, indices: local, epoch: epoch)
+        noise.fill(vae.eps, indices: local, epoch: epoch)
+        phaseSeconds.data += clock.lap()
+        let scale = 1 / Float(b)
+        let params = UnsafePointer(vae.store.values)
+        vae.encode(x, n: n)
+        vae.reparameterize(n: n, samples: L)
+        phaseSeconds.forward += clock.lap()
+        var stats = StepStats()
+        var extraDz: UnsafePointer<Float>? = nil
+        if let classifier, let labels {
+            let sm = classifier.softmax
+            sm.store.zeroGrads()
+            let rows = b * L
+            for pos in 0..<b {
+                let e = labels.label(of: batch[pos])
+                for l in 0..<L { sm.targets[pos * L + l] = e }
+            }
+            let layout = sm.layout(batch: b, samples: L)
+            let c0 = commSeconds
+            classifier.forward(z: vae.z, localRows: n * L, rows: rows, layout: layout, params: params)
+            // Encoder/decoder see +(α − β)·Î = −(α − β)·mean Ĥ (+ log V); the classifier its mean CE.
+            let miScale = Float(-(weights.alpha - weights.beta)) / Float(rows)
+            if classifier.backward(z: vae.z, localRows: n * L, ceScale: 1 / Float(rows), miScale: miScale,
+                                   estimator: estimator, layout: layout, params: params, grads: vae.store.grads) {
+                extraDz = UnsafePointer(classifier.dz)
+            }
+            for r in 0..<rows { stats.crossEntropy += sm.crossEntropy[r]; stats.hHat += sm.hHat(r, estimator) }
+            stats.rows = rows
+            let classifierComm = commSeconds - c0
+            phaseSeconds.classifier += clock.lap() - classifierComm
+            phaseSeconds.communication += classifierComm
         }
+        vae.decode(rows: n * L)
+        vae.reconstruction(x, n: n, samples: L, gradScale: scale)
+        phaseSeconds.forward += clock.lap()
+        vae.backward(x, n: n, samples: L, gradScale: scale, klWeight: Float(weights.beta), extraDz: extraDz)
+        var recon = 0.0, kl = 0.0
+        for i in 0..<n { recon += vae.recon[i]; kl += vae.kl[i] }
+        // The partitioned rows' gradients are local: their finiteness joins the step's sums.
+        let shardSum = classifier.map { Kernels.sum($0.softmax.store.grads, count: $0.softmax.store.count) } ?? 0
+        phaseSeconds.backward += clock.lap()
         comm.allreduceSum(vae.store.gradBuffer)
-        var sums = (recon, kl)
+        var sums = (recon, kl, shardSum)
         withUnsafeMutableBytes(of: &sums) { raw in
             comm.allreduceSum(raw.bindMemory(to: Double.self))
         }
         phaseSeconds.communication += clock.lap()
         globalStep += 1
-        let stats = StepStats(recon: sums.0, kl: sums.1, count: b)
-        if !stats.loss.isFinite { throw NonFiniteError(epoch: epoch, step: globalStep, what: "loss") }
+        stats.recon = sums.0
+        stats.kl = sums.1
+        stats.count = b
+        if !(stats.recon + stats.kl + stats.crossEntropy + stats.hHat).isFinite {
+            throw NonFiniteError(epoch: epoch, step: globalStep, what: "loss")
+        }
         // The reduced gradient is the same on every rank, so every rank takes this branch together.
-        if !Kernels.sum(vae.store.grads, count: vae.store.count).isFinite {
+        if !(Kernels.sum(vae.store.grads, count: vae.store.count) + sums.2).isFinite {
             throw NonFiniteError(epoch: epoch, step: globalStep, what: "gradient")
         }
         adam.update(vae.store.values, grads: vae.store.grads)
+        if let classifier, let classifierAdam {
+            classifierAdam.update(classifier.softmax.store.values, grads: classifier.softmax.store.grads)
+        }
         phaseSeconds.optimizer += clock.lap()
         return stats
     }
@@ -217,6 +326,45 @@ public final class Trainer {
     /// Sum of all parameters (Double): comparable across rank counts up to rounding.
     public var parameterSum: Double { Kernels.sum(vae.store.values, count: vae.store.count) }
 
+    /// The checkpoint's tensors on rank 0 (nil elsewhere): the replicated
+    /// store, and for VAE-AS the output layer gathered from every rank in label
+    /// order (`classifier.out.weight` [V, h], `classifier.out.bias` [V]). Only
+    /// rank 0 holds all V rows, and only while writing. Collective.
+    public func checkpointWriter() throws -> SafeTensorsWriter? {
+        var meta = Checkpoint.metadata(vae.shape, objective: config.objective.kind)
+        meta["init"] = config.model.initialization
+        var gathered: (w: [Float], b: [Float], v: Int, h: Int)? = nil
+        if let classifier {
+            let sm = classifier.softmax
+            let o = config.objective
+            meta["cls_layers"] = "\(config.model.clsLayers)"
+            meta["labels"] = "\(sm.labels)"
+            meta["label_assignment"] = o.labelAssignment
+            meta["mi_estimator"] = o.miEstimator
+            meta["alpha"] = "\(o.alpha)"
+            meta["beta"] = "\(o.beta)"
+            let v = sm.labels, h = sm.width
+            var w = [Float](repeating: 0, count: comm.isRoot ? v * h : 0)
+            var b = [Float](repeating: 0, count: comm.isRoot ? v : 0)
+            w.withUnsafeMutableBufferPointer { wb in
+                comm.gatherv(send: UnsafeBufferPointer(start: sm.store.values + sm.weight, count: sm.owned.count * h),
+                             receive: wb, counts: sm.partition.rankCounts(width: h), root: 0)
+            }
+            b.withUnsafeMutableBufferPointer { bb in
+                comm.gatherv(send: UnsafeBufferPointer(start: sm.store.values + sm.bias, count: sm.owned.count),
+                             receive: bb, counts: sm.partition.rankCounts(width: 1), root: 0)
+            }
+            gathered = (w, b, v, h)
+        }
+        guard comm.isRoot else { return nil }
+        var writer = try Checkpoint.writer(for: vae.store, metadata: meta)
+        if let g = gathered {
+            try writer.add("classifier.out.weight", shape: [g.v, g.h], data: g.w)
+            try writer.add("classifier.out.bias", shape: [g.v], data: g.b)
+        }
+        return writer
+    }
+
     /// The whole run: epochs of steps, evaluation, metrics and checkpoints.
     public func run() throws {
         let t = config.train
@@ -233,17 +381,17 @@ public final class Trainer {
                 for s in 0..<stepsPerEpoch {
                     let range = (s * t.batch)..<min((s + 1) * t.batch, p.count)
                     let st = try step(UnsafeBufferPointer(rebasing: p[range]), epoch: epoch)
-                    total.recon += st.recon; total.kl += st.kl; total.count += st.count
+                    total.add(st)
                     stepsDone += 1
                     if t.logEvery > 0 && globalStep % t.logEvery == 0 {
                         var r = JSONRecord()
                         r.set("step", globalStep); r.set("epoch", epoch)
-                        r.set("loss", st.loss / Double(st.count)); r.set("recon", st.recon / Double(st.count))
-                        r.set("kl", st.kl / Double(st.count)); r.set("batch", st.count)
+                        for (k, v) in weights.summary(st) { r.set(k, v) }
+                        r.set("batch", st.count)
                         _ = try comm.rootOnly { try output?.appendStep(r) }
                     }
                     progress?.step(epoch: epoch, step: s + 1, of: stepsPerEpoch, samples: total.count,
-                                   loss: total.loss / Double(total.count), since: epochStart)
+                                   loss: weights.summary(total)[0].1, since: epochStart)
                     if maxSteps > 0 && globalStep >= maxSteps { stop = true; break }
                 }
             }
@@ -252,9 +400,8 @@ public final class Trainer {
             record.set("epoch", epoch)
             record.set("step", globalStep)
             record.set("ranks", comm.size)
-            record.set("loss", total.loss / Double(total.count))
-            record.set("recon", total.recon / Double(total.count))
-            record.set("kl", total.kl / Double(total.count))
+            for (k, v) in weights.summary(total) { record.set(k, v) }
+            if let classifier { record.set("labels", classifier.softmax.labels) }
             let evalDue = config.eval.every > 0 && (epoch % config.eval.every == 0 || stop || epoch == t.epochs)
             var evalSeconds = 0.0
             if evalDue, let testFeed {
@@ -276,9 +423,11 @@ public final class Trainer {
             history.append(record)
             let last = stop || epoch == t.epochs
             let checkpointDue = last || (t.checkpointEvery > 0 && epoch % t.checkpointEvery == 0)
+            // Gathering the partitioned rows is collective; only rank 0 writes.
+            let writer = checkpointDue && (output != nil || comm.size > 1) ? try checkpointWriter() : nil
             _ = try comm.rootOnly {
                 try output?.appendMetrics(record)
-                if checkpointDue, let output { try Checkpoint.save(vae, objective: config.objective.kind, to: output.checkpointPath) }
+                if let writer, let output { try writer.write(to: output.checkpointPath) }
             }
             progress?.epochDone(record, epochs: t.epochs)
         }
