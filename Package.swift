@@ -39,12 +39,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Worker the distributed tests launch under mpirun (not a product).
+        .executableTarget(name: "vaeas-mpi-check", dependencies: ["VAEAS"]),
+
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "DataTests", dependencies: ["VAEASData"]),
         .testTarget(name: "ConfigTests", dependencies: ["VAEASConfig"]),
         .testTarget(name: "VAEASTests", dependencies: ["VAEAS"]),
         // Runs the built `vaeas-dist` binary, under mpirun where the test needs ranks.
-        .testTarget(name: "IntegrationTests", dependencies: ["vaeas-dist", "SafeTensors"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["vaeas-dist", "vaeas-mpi-check", "SafeTensors"]),
     ],
     swiftLanguageModes: [.v5]
 )

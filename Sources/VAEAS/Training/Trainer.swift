@@ -211,6 +211,30 @@ public final class Trainer {
     /// One optimizer step on the global batch `batch` (global sample indices).
     @discardableResult
     public func step(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) throws -> StepStats {
+        let (stats, shardSum) = accumulateGradients(batch, epoch: epoch)
+        var clock = PhaseClock()
+        globalStep += 1
+        if !(stats.recon + stats.kl + stats.crossEntropy + stats.hHat).isFinite {
+            throw NonFiniteError(epoch: epoch, step: globalStep, what: "loss")
+        }
+        // The reduced gradient is the same on every rank, so every rank takes this branch together.
+        if !(Kernels.sum(vae.store.grads, count: vae.store.count) + shardSum).isFinite {
+            throw NonFiniteError(epoch: epoch, step: globalStep, what: "gradient")
+        }
+        adam.update(vae.store.values, grads: vae.store.grads)
+        if let classifier, let classifierAdam {
+            classifierAdam.update(classifier.softmax.store.values, grads: classifier.softmax.store.grads)
+        }
+        phaseSeconds.optimizer += clock.lap()
+        return stats
+    }
+
+    /// Forward and backward on the global batch, gradients reduced over ranks:
+    /// `vae.store.grads` holds ∂L_φθ/∂(φ, θ) for the encoder and decoder and
+    /// ∂(mean CE)/∂ω for the classifier's hidden layers; the partitioned rows'
+    /// gradients are in the classifier's own store. Also returns the sum of
+    /// those local gradients, reduced (NaN if any rank has a non-finite one).
+    public func accumulateGradients(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) -> (StepStats, Double) {
         let b = batch.count
         let mine = BlockPartition(total: b, parts: comm.size).range(comm.rank)
         let local = UnsafeBufferPointer(rebasing: batch[mine])
@@ -267,23 +291,50 @@ public final class Trainer {
             comm.allreduceSum(raw.bindMemory(to: Double.self))
         }
         phaseSeconds.communication += clock.lap()
-        globalStep += 1
         stats.recon = sums.0
         stats.kl = sums.1
         stats.count = b
-        if !(stats.recon + stats.kl + stats.crossEntropy + stats.hHat).isFinite {
-            throw NonFiniteError(epoch: epoch, step: globalStep, what: "loss")
+        return (stats, sums.2)
+    }
+
+    /// The two objectives on `batch`, forward only, reduced over ranks:
+    /// L_φθ = mean(recon + β·KL) + (α − β)·Î (for `vae`, the negative ELBO) and
+    /// the classifier's mean CE (0 without a classifier). The same noise and
+    /// binarization as `accumulateGradients` for the same (batch, epoch): what
+    /// finite differences of the gradients are taken against.
+    public func losses(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) -> (objective: Double, classifierCE: Double) {
+        let b = batch.count, L = samples
+        let mine = BlockPartition(total: b, parts: comm.size).range(comm.rank)
+        let local = UnsafeBufferPointer(rebasing: batch[mine])
+        let n = local.count
+        trainFeed.fill(x, indices: local, epoch: epoch)
+        noise.fill(vae.eps, indices: local, epoch: epoch)
+        vae.encode(x, n: n)
+        vae.reparameterize(n: n, samples: L)
+        var stats = StepStats()
+        if let classifier, let labels {
+            let sm = classifier.softmax
+            let rows = b * L
+            for pos in 0..<b {
+                let e = labels.label(of: batch[pos])
+                for l in 0..<L { sm.targets[pos * L + l] = e }
+            }
+            classifier.forward(z: vae.z, localRows: n * L, rows: rows, layout: sm.layout(batch: b, samples: L),
+                               params: UnsafePointer(vae.store.values))
+            for r in 0..<rows { stats.crossEntropy += sm.crossEntropy[r]; stats.hHat += sm.hHat(r, estimator) }
+            stats.rows = rows
         }
-        // The reduced gradient is the same on every rank, so every rank takes this branch together.
-        if !(Kernels.sum(vae.store.grads, count: vae.store.count) + sums.2).isFinite {
-            throw NonFiniteError(epoch: epoch, step: globalStep, what: "gradient")
+        vae.decode(rows: n * L)
+        vae.reconstruction(x, n: n, samples: L, gradScale: nil)
+        var recon = 0.0, kl = 0.0
+        for i in 0..<n { recon += vae.recon[i]; kl += vae.kl[i] }
+        let s = comm.sum([recon, kl])
+        stats.recon = s[0]; stats.kl = s[1]; stats.count = b
+        var objective = (stats.recon + weights.beta * stats.kl) / Double(b)
+        if let logV = weights.logLabels, stats.rows > 0 {
+            objective += (weights.alpha - weights.beta) * (logV - stats.hHat / Double(stats.rows))
         }
-        adam.update(vae.store.values, grads: vae.store.grads)
-        if let classifier, let classifierAdam {
-            classifierAdam.update(classifier.softmax.store.values, grads: classifier.softmax.store.grads)
-        }
-        phaseSeconds.optimizer += clock.lap()
-        return stats
+        return (objective, stats.rows > 0 ? stats.crossEntropy / Double(stats.rows) : 0)
     }
 
     /// Mean recon and KL over `feed` (single reparameterisation sample, fixed

@@ -1,0 +1,119 @@
+import XCTest
+import VAEAS
+import VAEASConfig
+import VAEASData
+
+/// VAE-AS through the trainer's own gradient path, against finite differences
+/// of its own forward-only objectives (one rank, in process).
+final class VAEASObjectiveTests: XCTestCase {
+    /// 12 random binary 4×4 images.
+    func tinyDataset() -> Dataset {
+        var rng = TestRNG(21)
+        let px = (0..<(12 * 16)).map { _ in rng.uniform(0, 1) > 0.5 ? UInt8(255) : 0 }
+        return Dataset(name: "tiny", split: "train", images: IDXImages(path: "mem", count: 12, rows: 4, cols: 4, pixels: px), labels: nil)
+    }
+
+    func trainer(_ sets: [String]) throws -> Trainer {
+        var c = TrainConfig.defaults
+        for s in ["data.binarize=static", "model.latent=3", "model.hidden=6", "model.enc_layers=1", "model.dec_layers=1",
+                  "model.cls_layers=1", "model.init=pytorch", "objective.kind=vaeas", "objective.labels=5",
+                  "train.batch=6", "train.samples=2", "eval.every=0"] + sets {
+            try c.set(s)
+        }
+        try c.validate()
+        return try Trainer(config: c, train: tinyDataset(), test: nil, comm: LocalCommunicator(), output: nil)
+    }
+
+    let batch: [Int32] = [3, 0, 7, 11, 5, 8]
+
+    /// Every parameter's gradient against finite differences of the objective
+    /// it belongs to: encoder/decoder → L_φθ (with Î, classifier fixed),
+    /// classifier → mean CE (z fixed). For each estimator and classifier depth.
+    func testGradientsMatchFiniteDifferencesForEveryEstimator() throws {
+        for (estimator, clsLayers) in [("entropy", 1), ("ce", 1), ("fano", 1), ("entropy", 0), ("fano", 0)] {
+            let t = try trainer(["objective.mi_estimator=\(estimator)", "objective.alpha=0.3", "objective.beta=1.7",
+                                 "model.cls_layers=\(clsLayers)"])
+            try checkGradients(t, label: "\(estimator) cls_layers=\(clsLayers)")
+        }
+    }
+
+    func testGradientsWithOneLabelPerSample() throws {
+        try checkGradients(try trainer(["objective.labels=0", "objective.alpha=2", "objective.beta=0.5"]), label: "V=N")
+    }
+
+    func checkGradients(_ t: Trainer, label: String) throws {
+        try batch.withUnsafeBufferPointer { b in
+            _ = t.accumulateGradients(b, epoch: 1)
+            let store = t.vae.store
+            let grads = Array(store.gradBuffer)
+            for slot in store.slots {
+                let classifierSlot = slot.name.hasPrefix("classifier")
+                for j in 0..<slot.count {
+                    let i = slot.offset + j
+                    let fd = centralDifference(store.values, i, h: 3e-3) {
+                        let l = t.losses(b, epoch: 1)
+                        return classifierSlot ? l.classifierCE : l.objective
+                    }
+                    XCTAssertTrue(close(fd, Double(grads[i]), rtol: 2e-2, atol: 5e-4),
+                                  "\(label) \(slot.name)[\(j)]: fd \(fd) vs \(grads[i])")
+                }
+            }
+            let sm = t.classifier!.softmax
+            let shard = Array(sm.store.gradBuffer)
+            for i in 0..<sm.store.count {
+                let fd = centralDifference(sm.store.values, i, h: 3e-3) { t.losses(b, epoch: 1).classifierCE }
+                XCTAssertTrue(close(fd, Double(shard[i]), rtol: 2e-2, atol: 5e-4), "\(label) classifier.out[\(i)]: fd \(fd) vs \(shard[i])")
+            }
+        }
+    }
+
+    /// The Î term really reaches the encoder: its gradient is what changes
+    /// when α moves away from β.
+    func testMITermReachesTheEncoder() throws {
+        func encoderGrads(_ alpha: Double) throws -> [Float] {
+            let t = try trainer(["objective.alpha=\(alpha)", "objective.beta=1"])
+            _ = batch.withUnsafeBufferPointer { t.accumulateGradients($0, epoch: 1) }
+            let s = t.vae.store.slot(named: "encoder.layers.0.weight")!
+            return Array(UnsafeBufferPointer(start: t.vae.store.grads + s.offset, count: s.count))
+        }
+        let same = try encoderGrads(1), moved = try encoderGrads(3)
+        let diff = zip(same, moved).map { abs($0 - $1) }.max()!
+        XCTAssertGreaterThan(diff, 1e-4, "α ≠ β must change the encoder's gradient through Î")
+    }
+
+    /// α = β = 1 is the plain ELBO: encoder and decoder gradients equal `vae`'s, bit for bit.
+    func testAlphaEqualsBetaEqualsOneIsTheELBO() throws {
+        let a = try trainer(["objective.alpha=1", "objective.beta=1"])
+        let v = try trainer(["objective.kind=vae"])
+        _ = batch.withUnsafeBufferPointer { a.accumulateGradients($0, epoch: 1) }
+        _ = batch.withUnsafeBufferPointer { v.accumulateGradients($0, epoch: 1) }
+        var compared = 0
+        for slot in v.vae.store.slots {
+            let other = a.vae.store.slot(named: slot.name)!
+            for j in 0..<slot.count {
+                XCTAssertEqual(a.vae.store.grads[other.offset + j], v.vae.store.grads[slot.offset + j], "\(slot.name)[\(j)]")
+                compared += 1
+            }
+        }
+        XCTAssertEqual(compared, v.vae.store.count)
+        XCTAssertGreaterThan(a.vae.store.count, v.vae.store.count, "the VAE-AS store also holds the classifier's hidden layers")
+    }
+
+    func testRandomLabelAssignmentIsBalancedAndSeeded() {
+        let a = LabelAssignment(samples: 1003, labels: 10, kind: .random, seed: 4)
+        var counts = [Int](repeating: 0, count: 10)
+        for i in 0..<1003 { counts[Int(a.label(of: Int32(i)))] += 1 }
+        XCTAssertEqual(counts.max()! - counts.min()!, 1)
+        let b = LabelAssignment(samples: 1003, labels: 10, kind: .random, seed: 4)
+        let c = LabelAssignment(samples: 1003, labels: 10, kind: .random, seed: 5)
+        XCTAssertEqual((0..<1003).map { a.label(of: Int32($0)) }, (0..<1003).map { b.label(of: Int32($0)) })
+        XCTAssertNotEqual((0..<1003).map { a.label(of: Int32($0)) }, (0..<1003).map { c.label(of: Int32($0)) })
+        XCTAssertEqual(LabelAssignment(samples: 20, labels: 7, kind: .modulo, seed: 0).label(of: 15), 1)
+    }
+
+    func testTreeSoftmaxIsRejectedClearly() throws {
+        XCTAssertThrowsError(try trainer(["objective.softmax=tree", "objective.mi_estimator=ce"])) {
+            XCTAssertTrue("\($0)".contains("objective.softmax"), "\($0)")
+        }
+    }
+}
