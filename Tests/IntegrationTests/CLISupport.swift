@@ -27,8 +27,9 @@ enum CLI {
         return repositoryRoot.appendingPathComponent(".build/release/vaeas-dist").path
     }
 
-    static func run(_ args: [String], ranks: Int? = nil, timeout: TimeInterval = 180,
+    static func run(_ args: [String], ranks: Int? = nil, timeout: TimeInterval = 180, executable: String? = nil,
                     file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+        let binary = executable ?? CLI.binary
         let p = Process()
         var env = ProcessInfo.processInfo.environment
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"

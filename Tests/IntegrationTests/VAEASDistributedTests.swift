@@ -1,0 +1,82 @@
+import Foundation
+import XCTest
+import SafeTensors
+
+/// VAE-AS's partitioned output layer against the single-rank result, with
+/// mpirun at 1, 2 and 3 ranks (V = 1000: not divisible by 3).
+final class VAEASDistributedTests: XCTestCase {
+    var checkBinary: String {
+        URL(fileURLWithPath: CLI.binary).deletingLastPathComponent().appendingPathComponent("vaeas-mpi-check").path
+    }
+
+    /// Loss, CE, entropy and every gradient of the partitioned softmax equal a
+    /// plain softmax in Double over the full layer, on every rank.
+    func testPartitionedSoftmaxEqualsFullSoftmax() throws {
+        for ranks in [1, 2, 3] {
+            let r = try CLI.run([], ranks: ranks, executable: checkBinary)
+            XCTAssertEqual(r.status, 0, "ranks \(ranks): \(r.output)")
+            let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("{") }.map(String.init) ?? "{}"
+            let j = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            XCTAssertEqual(j["ranks"] as? Int, ranks)
+            for key in ["cross_entropy", "entropy", "d_weight", "d_bias", "d_hidden_classifier",
+                        "d_hidden_entropy", "d_hidden_ce", "d_hidden_fano"] {
+                let e = try XCTUnwrap(j[key] as? Double, "\(key) missing: \(line)")
+                XCTAssertLessThan(e, 1e-4, "\(key) at \(ranks) ranks")
+            }
+        }
+    }
+
+    func vaeasArguments(out: String, steps: Int, extra: [String] = []) -> [String] {
+        smallArguments(out: out, extra: ["--set", "objective.kind=vaeas", "--set", "objective.labels=1000",
+                                         "--set", "model.cls_layers=1", "--set", "objective.alpha=0.5",
+                                         "--set", "objective.mi_estimator=entropy",
+                                         "--set", "train.max_steps=\(steps)", "--set", "train.log_every=1",
+                                         "--set", "train.epochs=2"] + extra)
+    }
+
+    func testOneTwoThreeRanksAgreeAfterOneAndTwentySteps() throws {
+        var runs: [(steps: [[String: Any]], metrics: [[String: Any]], checkpoint: SafeTensorsFile)] = []
+        for ranks in [1, 2, 3] {
+            let out = CLI.temporaryDirectory("vaeas-agree-\(ranks)")
+            let r = try CLI.run(vaeasArguments(out: out, steps: 20), ranks: ranks)
+            XCTAssertEqual(r.status, 0, r.output)
+            runs.append((try CLI.jsonLines(out + "/steps.jsonl"), try CLI.jsonLines(out + "/metrics.jsonl"),
+                         try SafeTensorsFile.load(path: out + "/model.safetensors")))
+        }
+        let ref = runs[0]
+        XCTAssertEqual(ref.steps.count, 20)
+        for (k, run) in runs.enumerated() {
+            for key in ["loss", "mi", "md", "sc"] {
+                let a1 = run.steps[0][key] as! Double, r1 = ref.steps[0][key] as! Double
+                let a20 = run.steps[19][key] as! Double, r20 = ref.steps[19][key] as! Double
+                XCTAssertLessThan(abs(a1 - r1), 1e-5 * max(1, abs(r1)), "\(key) step 1 at \(k + 1) ranks: \(a1) vs \(r1)")
+                XCTAssertLessThan(abs(a20 - r20), 1e-3 * max(1, abs(r20)), "\(key) step 20 at \(k + 1) ranks: \(a20) vs \(r20)")
+            }
+            let m = run.metrics.last!
+            XCTAssertEqual(m["replicas_identical"] as? Bool, true)
+            XCTAssertEqual(m["labels"] as? Int, 1000)
+            let mi = m["mi"] as! Double
+            XCTAssertLessThanOrEqual(mi, log(1000.0) + 1e-9, "MI above log V")
+            XCTAssertEqual(m["md"] as! Double, (m["kl"] as! Double) - mi, accuracy: 1e-9, "MD = KL − MI")
+            // The gathered output layer is the same whatever the partition was.
+            XCTAssertEqual(try run.checkpoint.shape(of: "classifier.out.weight"), [1000, 64])
+            XCTAssertEqual(try run.checkpoint.shape(of: "classifier.out.bias"), [1000])
+            XCTAssertEqual(try run.checkpoint.shape(of: "classifier.layers.0.weight"), [64, 8])
+            let w = try run.checkpoint.floats("classifier.out.weight"), rw = try ref.checkpoint.floats("classifier.out.weight")
+            let worst = zip(w, rw).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst, 1e-4, "classifier.out.weight at \(k + 1) ranks differs from 1 rank by \(worst)")
+            XCTAssertEqual(run.checkpoint.metadata["labels"], "1000")
+            XCTAssertEqual(run.checkpoint.metadata["objective"], "vaeas")
+        }
+    }
+
+    func testAShortLastBatchSmallerThanTheRankCountStillRuns() throws {
+        // 1001 samples in batches of 50: the last batch has 1 sample for 3 ranks, so
+        // two ranks hold no rows and must still take part in every collective.
+        let out = CLI.temporaryDirectory("vaeas-short")
+        let r = try CLI.run(vaeasArguments(out: out, steps: 0, extra: ["--set", "data.limit=1001", "--set", "train.epochs=1"]), ranks: 3)
+        XCTAssertEqual(r.status, 0, r.output)
+        let m = try CLI.jsonLines(out + "/metrics.jsonl")
+        XCTAssertEqual(m.first?["samples"] as? Int, 1001)
+    }
+}
