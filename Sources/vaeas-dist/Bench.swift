@@ -100,8 +100,9 @@ struct Bench: ParsableCommand {
                 if let sm = trainer.classifier?.softmax {
                     r.set("labels", sm.labels)
                     r.set("output_layer_bytes_sent_per_step", sm.bytesSentLastStep)
-                    r.set("replicated_layer_allreduce_bytes_per_step", sm.replicatedAllreduceBytes)
-                    r.set("output_layer_rows_per_rank", sm.owned.count)
+                    r.set("replicated_layer_allreduce_bytes_per_step", 4 * sm.labels * (sm.width + 1))
+                    r.set("softmax", config.objective.softmax)
+                    r.set("output_layer_rows_per_rank", sm.ownedRows)
                     r.set("output_layer_memory_bytes_per_rank", sm.memoryBytes)
                 }
                 if json {
@@ -121,9 +122,9 @@ struct Bench: ParsableCommand {
                     if let sm = trainer.classifier?.softmax {
                         func mib(_ b: Int) -> String { String(format: "%.2f MiB", Double(b) / 1_048_576) }
                         print("""
-                          classifier   V = \(sm.labels) labels, h = \(sm.width); \(sm.owned.count) label rows on rank 0
+                          classifier   V = \(sm.labels) labels, h = \(sm.width), \(config.objective.softmax) softmax; \(sm.ownedRows) rows (labels or tree nodes) on rank 0
                           layer comm   \(mib(sm.bytesSentLastStep)) sent per step by rank 0 (allgather H, 4 B-vectors, reduce-scatter dH)
-                                       vs \(mib(sm.replicatedAllreduceBytes)) a replicated V × h layer would allreduce
+                                       vs \(mib(4 * sm.labels * (sm.width + 1))) a replicated V × h layer would allreduce
                           layer memory \(mib(sm.memoryBytes)) on rank 0 (W_r, b_r, gradients, Adam moments, logits, probabilities)
                         """)
                     }

@@ -35,10 +35,20 @@ final class VAEASDistributedTests: XCTestCase {
     }
 
     func testOneTwoThreeRanksAgreeAfterOneAndTwentySteps() throws {
+        try agreement(softmax: "full", estimator: "entropy", tensor: "classifier.out.weight", shape: [1000, 64])
+    }
+
+    func testTreeOneTwoThreeRanksAgreeAfterOneAndTwentySteps() throws {
+        try agreement(softmax: "tree", estimator: "fano", tensor: "classifier.tree.weight", shape: [999, 64])
+    }
+
+    func agreement(softmax: String, estimator: String, tensor: String, shape: [Int]) throws {
         var runs: [(steps: [[String: Any]], metrics: [[String: Any]], checkpoint: SafeTensorsFile)] = []
         for ranks in [1, 2, 3] {
-            let out = CLI.temporaryDirectory("vaeas-agree-\(ranks)")
-            let r = try CLI.run(vaeasArguments(out: out, steps: 20), ranks: ranks)
+            let out = CLI.temporaryDirectory("vaeas-agree-\(softmax)-\(ranks)")
+            let r = try CLI.run(vaeasArguments(out: out, steps: 20, extra: ["--set", "objective.softmax=\(softmax)",
+                                                                             "--set", "objective.mi_estimator=\(estimator)"]),
+                                ranks: ranks)
             XCTAssertEqual(r.status, 0, r.output)
             runs.append((try CLI.jsonLines(out + "/steps.jsonl"), try CLI.jsonLines(out + "/metrics.jsonl"),
                          try SafeTensorsFile.load(path: out + "/model.safetensors")))
@@ -47,6 +57,7 @@ final class VAEASDistributedTests: XCTestCase {
         XCTAssertEqual(ref.steps.count, 20)
         for (k, run) in runs.enumerated() {
             for key in ["loss", "mi", "md", "sc"] {
+                guard run.steps.count == 20 else { XCTFail("\(softmax) at \(k + 1) ranks logged \(run.steps.count) steps"); return }
                 let a1 = run.steps[0][key] as! Double, r1 = ref.steps[0][key] as! Double
                 let a20 = run.steps[19][key] as! Double, r20 = ref.steps[19][key] as! Double
                 XCTAssertLessThan(abs(a1 - r1), 1e-5 * max(1, abs(r1)), "\(key) step 1 at \(k + 1) ranks: \(a1) vs \(r1)")
@@ -59,12 +70,12 @@ final class VAEASDistributedTests: XCTestCase {
             XCTAssertLessThanOrEqual(mi, log(1000.0) + 1e-9, "MI above log V")
             XCTAssertEqual(m["md"] as! Double, (m["kl"] as! Double) - mi, accuracy: 1e-9, "MD = KL − MI")
             // The gathered output layer is the same whatever the partition was.
-            XCTAssertEqual(try run.checkpoint.shape(of: "classifier.out.weight"), [1000, 64])
-            XCTAssertEqual(try run.checkpoint.shape(of: "classifier.out.bias"), [1000])
+            XCTAssertEqual(try run.checkpoint.shape(of: tensor), shape)
             XCTAssertEqual(try run.checkpoint.shape(of: "classifier.layers.0.weight"), [64, 8])
-            let w = try run.checkpoint.floats("classifier.out.weight"), rw = try ref.checkpoint.floats("classifier.out.weight")
+            let w = try run.checkpoint.floats(tensor), rw = try ref.checkpoint.floats(tensor)
             let worst = zip(w, rw).map { abs($0 - $1) }.max()!
-            XCTAssertLessThan(worst, 1e-4, "classifier.out.weight at \(k + 1) ranks differs from 1 rank by \(worst)")
+            XCTAssertLessThan(worst, 1e-4, "\(tensor) at \(k + 1) ranks differs from 1 rank by \(worst)")
+            XCTAssertEqual(run.checkpoint.metadata["softmax"], softmax)
             XCTAssertEqual(run.checkpoint.metadata["labels"], "1000")
             XCTAssertEqual(run.checkpoint.metadata["objective"], "vaeas")
         }

@@ -49,7 +49,7 @@ final class EstimatorTests: XCTestCase {
                                       localRowCapacity: rowsPerStep, globalRowCapacity: rowsPerStep, comm: comm, store: store)
         store.allocate()
         cls.initialize(store.values, seed: 3, scheme: .glorot)
-        let sm = cls.softmax
+        let sm = cls.softmax as! PartitionedSoftmax
         let adamHidden = Adam(count: store.count, lr: 3e-3)
         let adamOut = Adam(count: sm.store.count, lr: 3e-3)
         let z = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerStep * d)

@@ -37,6 +37,14 @@ final class VAEASObjectiveTests: XCTestCase {
         }
     }
 
+    func testTreeGradientsMatchFiniteDifferences() throws {
+        for (estimator, clsLayers) in [("ce", 1), ("fano", 1), ("fano", 0)] {
+            let t = try trainer(["objective.softmax=tree", "objective.mi_estimator=\(estimator)", "objective.alpha=0.3",
+                                 "objective.beta=1.7", "model.cls_layers=\(clsLayers)"])
+            try checkGradients(t, label: "tree \(estimator) cls_layers=\(clsLayers)")
+        }
+    }
+
     func testGradientsWithOneLabelPerSample() throws {
         try checkGradients(try trainer(["objective.labels=0", "objective.alpha=2", "objective.beta=0.5"]), label: "V=N")
     }
@@ -111,9 +119,10 @@ final class VAEASObjectiveTests: XCTestCase {
         XCTAssertEqual(LabelAssignment(samples: 20, labels: 7, kind: .modulo, seed: 0).label(of: 15), 1)
     }
 
-    func testTreeSoftmaxIsRejectedClearly() throws {
-        XCTAssertThrowsError(try trainer(["objective.softmax=tree", "objective.mi_estimator=ce"])) {
-            XCTAssertTrue("\($0)".contains("objective.softmax"), "\($0)")
+    func testTreeWithEntropyIsRejectedClearly() throws {
+        XCTAssertThrowsError(try trainer(["objective.softmax=tree", "objective.mi_estimator=entropy"])) { error in
+            XCTAssertTrue("\(error)".contains("objective.mi_estimator"), "\(error)")
+            XCTAssertTrue("\(error)".contains("tree"), "\(error)")
         }
     }
 }

@@ -37,7 +37,9 @@ public enum Benchmark {
             if k > 0 { out.append(GemmShape(transA: false, transB: false, m: localRows, n: l.inFeatures, k: l.outFeatures)) }
             if withMI { out.append(GemmShape(transA: false, transB: false, m: localRows, n: l.inFeatures, k: l.outFeatures)) }
         }
-        let v = c.softmax.owned.count, h = c.softmax.width
+        // The tree walks paths with dot products, not matrix products.
+        guard let full = c.softmax as? PartitionedSoftmax else { return out }
+        let v = full.owned.count, h = full.width
         out.append(GemmShape(transA: false, transB: true, m: globalRows, n: v, k: h))
         out.append(GemmShape(transA: true, transB: false, m: v, n: h, k: globalRows))
         out.append(GemmShape(transA: false, transB: false, m: globalRows, n: h, k: v))

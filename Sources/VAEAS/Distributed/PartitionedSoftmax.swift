@@ -27,7 +27,7 @@ public enum MIEstimator: String, Sendable, CaseIterable {
 /// 6. local gradients wrt the owned rows, and dH = Σ_r dℓ_r W_r
 ///    reduce-scattered back to the ranks that own the hidden rows.
 /// Communication per step is O(R·h + R) floats whatever V is.
-public final class PartitionedSoftmax {
+public final class PartitionedSoftmax: LabelOutputLayer {
     public let labels: Int
     public let width: Int
     public let comm: Communicator
@@ -56,7 +56,8 @@ public final class PartitionedSoftmax {
     public let targets: UnsafeMutablePointer<Int32>
     public private(set) var rows = 0
     private var localRows = 0
-    private var countsCache: [Int: (gather: RankCounts, scatter1: RankCounts, scatter2: RankCounts)] = [:]
+    private var countsCache: [Int: RowLayout] = [:]
+    private var adam: Adam?
 
     /// Bytes this rank sends per step (allgather + allreduces + reduce-scatter),
     /// to set beside the V·h floats a replicated layer would allreduce.
@@ -118,13 +119,13 @@ public final class PartitionedSoftmax {
 
     /// Row counts of a global batch of `batch` samples with `samples` rows each,
     /// split over ranks as the batch is. Cached: a run has at most two batch sizes.
-    public func layout(batch: Int, samples: Int) -> (gather: RankCounts, scatter1: RankCounts, scatter2: RankCounts) {
+    public func layout(batch: Int, samples: Int) -> RowLayout {
         let key = batch * 1024 + samples
         if let c = countsCache[key] { return c }
         let p = BlockPartition(total: batch, parts: comm.size)
         let rowsPer = (0..<comm.size).map { p.count($0) * samples }
-        let c = (RankCounts(rowsPer.map { $0 * width }), RankCounts(rowsPer.map { $0 * width }),
-                 RankCounts(rowsPer.map { $0 * 2 * width }))
+        let c = RowLayout(gather: RankCounts(rowsPer.map { $0 * width }), scatter1: RankCounts(rowsPer.map { $0 * width }),
+                          scatter2: RankCounts(rowsPer.map { $0 * 2 * width }))
         countsCache[key] = c
         return c
     }
@@ -132,7 +133,7 @@ public final class PartitionedSoftmax {
     /// Steps 1–5 for `rows` global rows (this rank contributes `hLocal`,
     /// `localRows` × h). `targets[0..<rows]` must hold every global row's label.
     /// Fills `crossEntropy` and `entropy` per global row.
-    public func forward(hLocal: UnsafePointer<Float>, localRows: Int, rows: Int, layout: (gather: RankCounts, scatter1: RankCounts, scatter2: RankCounts)) {
+    public func forward(hLocal: UnsafePointer<Float>, localRows: Int, rows: Int, layout: RowLayout) {
         precondition(rows <= globalRowCapacity && localRows <= localRowCapacity)
         self.rows = rows
         self.localRows = localRows
@@ -187,7 +188,7 @@ public final class PartitionedSoftmax {
     /// and into the hidden rows (`dHiddenCE`); when `miScale` ≠ 0 also the
     /// gradient of `miScale · Σ_rows Ĥ` into the hidden rows (`dHiddenMI`), with
     /// W, b held fixed (their gradient from this term is not taken).
-    public func backward(ceScale: Float, miScale: Float, estimator: MIEstimator, layout: (gather: RankCounts, scatter1: RankCounts, scatter2: RankCounts)) {
+    public func backward(ceScale: Float, miScale: Float, estimator: MIEstimator, layout: RowLayout) {
         let h = width, v = owned.count, lo = owned.lowerBound, rows = self.rows
         let withMI = miScale != 0
         if withMI {
@@ -247,6 +248,32 @@ public final class PartitionedSoftmax {
             if withMI { (dHiddenMI + r * h).update(from: dHLocal + r * w + h, count: h) }
         }
         bytesSentLastStep += 4 * rows * w
+    }
+
+    public var ownedRows: Int { owned.count }
+    public func zeroGrads() { store.zeroGrads() }
+    public func gradientSum() -> Double { Kernels.sum(store.grads, count: store.count) }
+
+    /// Dense Adam over the owned rows: every row has a gradient every step.
+    public func applyUpdate(lr: Float, beta1: Float, beta2: Float, eps: Float) {
+        if adam == nil { adam = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps) }
+        adam!.update(store.values, grads: store.grads)
+    }
+
+    /// `classifier.out.weight` [V, h] and `classifier.out.bias` [V], gathered in label order on rank 0.
+    public func gatheredTensors() -> [(name: String, shape: [Int], data: [Float])]? {
+        var w = [Float](repeating: 0, count: comm.isRoot ? labels * width : 0)
+        var b = [Float](repeating: 0, count: comm.isRoot ? labels : 0)
+        w.withUnsafeMutableBufferPointer { wb in
+            comm.gatherv(send: UnsafeBufferPointer(start: store.values + weight, count: owned.count * width),
+                         receive: wb, counts: partition.rankCounts(width: width), root: 0)
+        }
+        b.withUnsafeMutableBufferPointer { bb in
+            comm.gatherv(send: UnsafeBufferPointer(start: store.values + bias, count: owned.count),
+                         receive: bb, counts: partition.rankCounts(width: 1), root: 0)
+        }
+        guard comm.isRoot else { return nil }
+        return [("classifier.out.weight", [labels, width], w), ("classifier.out.bias", [labels], b)]
     }
 
     /// Floats a replicated V × h layer (plus bias) would allreduce per step instead.

@@ -9,22 +9,28 @@
 public final class AuxiliaryClassifier {
     public let latent: Int
     public let hidden: MLP?
-    public let softmax: PartitionedSoftmax
+    /// The partitioned V-way output layer: full or hierarchical softmax.
+    public let softmax: LabelOutputLayer
     /// Gradient of the Î term wrt this rank's z rows (localRows × D).
     public let dz: UnsafeMutablePointer<Float>
     let localRowCapacity: Int
 
     /// Registers the hidden layers in `store` (not yet allocated).
     public init(latent: Int, hidden width: Int, layers: Int, activation: Activation, labels: Int,
-                localRowCapacity: Int, globalRowCapacity: Int, comm: Communicator, store: ParameterStore) {
+                localRowCapacity: Int, globalRowCapacity: Int, comm: Communicator, store: ParameterStore,
+                tree: Bool = false) {
         self.latent = latent
         self.localRowCapacity = localRowCapacity
         hidden = layers == 0 ? nil : MLP(prefix: "classifier.layers",
                                           widths: [latent] + Array(repeating: width, count: layers),
                                           activation: activation, activateLast: true,
                                           capacity: localRowCapacity, store: store)
-        softmax = PartitionedSoftmax(labels: labels, width: layers == 0 ? latent : width, comm: comm,
+        let h = layers == 0 ? latent : width
+        softmax = tree
+            ? PartitionedTreeSoftmax(labels: labels, width: h, comm: comm,
                                      globalRowCapacity: globalRowCapacity, localRowCapacity: localRowCapacity)
+            : PartitionedSoftmax(labels: labels, width: h, comm: comm,
+                                 globalRowCapacity: globalRowCapacity, localRowCapacity: localRowCapacity)
         dz = .allocate(capacity: max(localRowCapacity * latent, 1))
     }
 
@@ -39,7 +45,7 @@ public final class AuxiliaryClassifier {
     /// Forward for this rank's `localRows` rows of z; `softmax.targets` must
     /// hold the labels of all `rows` global rows.
     public func forward(z: UnsafePointer<Float>, localRows: Int, rows: Int,
-                        layout: (gather: RankCounts, scatter1: RankCounts, scatter2: RankCounts),
+                        layout: RowLayout,
                         params: UnsafePointer<Float>) {
         var h = z
         if let hidden {
@@ -53,7 +59,7 @@ public final class AuxiliaryClassifier {
     /// `dz` when miScale ≠ 0. Returns whether `dz` was written.
     @discardableResult
     public func backward(z: UnsafePointer<Float>, localRows: Int, ceScale: Float, miScale: Float,
-                         estimator: MIEstimator, layout: (gather: RankCounts, scatter1: RankCounts, scatter2: RankCounts),
+                         estimator: MIEstimator, layout: RowLayout,
                          params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) -> Bool {
         softmax.backward(ceScale: ceScale, miScale: miScale, estimator: estimator, layout: layout)
         guard let hidden else {

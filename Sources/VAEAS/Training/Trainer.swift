@@ -94,7 +94,6 @@ public final class Trainer {
     /// VAE-AS only: the classifier, its labels and the optimizer of the partitioned rows.
     public let classifier: AuxiliaryClassifier?
     public let labels: LabelAssignment?
-    public let classifierAdam: Adam?
     public let weights: ObjectiveWeights
     let estimator: MIEstimator
     public let trainFeed: DataFeed
@@ -136,9 +135,10 @@ public final class Trainer {
         }
         self.estimator = estimator
         let isVAEAS = o.kind == "vaeas"
-        if isVAEAS && o.softmax != "full" {
-            throw ConfigError(key: "objective.softmax", source: nil, line: nil,
-                              message: "'\(o.softmax)' (the hierarchical softmax) is not implemented by this build; use 'full'")
+        let tree = o.softmax == "tree"
+        if isVAEAS && tree && estimator == .entropy {
+            throw ConfigError(key: "objective.mi_estimator", source: nil, line: nil,
+                              message: "'entropy' needs all V probabilities, which objective.softmax=tree does not compute; use 'ce' or 'fano'")
         }
         if let test, test.dimension != train.dimension {
             throw ConfigError(key: "data.test_split", source: nil, line: nil,
@@ -171,7 +171,8 @@ public final class Trainer {
             }
             classifier = AuxiliaryClassifier(latent: m.latent, hidden: m.hidden, layers: m.clsLayers, activation: act,
                                              labels: labelCount, localRowCapacity: localBatch * t.samples,
-                                             globalRowCapacity: t.batch * t.samples, comm: comm, store: store)
+                                             globalRowCapacity: t.batch * t.samples, comm: comm, store: store,
+                                             tree: tree)
             labels = LabelAssignment(samples: train.count, labels: labelCount, kind: kind, seed: seed)
         } else {
             classifier = nil
@@ -185,9 +186,6 @@ public final class Trainer {
         // partitioned rows are each rank's own and are not broadcast.
         comm.broadcast(UnsafeMutableRawBufferPointer(store.valueBuffer), root: 0)
         adam = Adam(count: store.count, lr: Float(t.lr), beta1: Float(t.beta1), beta2: Float(t.beta2), eps: Float(t.eps))
-        classifierAdam = classifier.map {
-            Adam(count: $0.softmax.store.count, lr: Float(t.lr), beta1: Float(t.beta1), beta2: Float(t.beta2), eps: Float(t.eps))
-        }
         weights = isVAEAS ? ObjectiveWeights(alpha: o.alpha, beta: o.beta, logLabels: log(Double(labelCount)))
                           : ObjectiveWeights(alpha: 1, beta: 1, logLabels: nil)
         trainFeed = DataFeed(dataset: train, binarization: bin, seed: seed)
@@ -222,9 +220,8 @@ public final class Trainer {
             throw NonFiniteError(epoch: epoch, step: globalStep, what: "gradient")
         }
         adam.update(vae.store.values, grads: vae.store.grads)
-        if let classifier, let classifierAdam {
-            classifierAdam.update(classifier.softmax.store.values, grads: classifier.softmax.store.grads)
-        }
+        let t = config.train
+        classifier?.softmax.applyUpdate(lr: Float(t.lr), beta1: Float(t.beta1), beta2: Float(t.beta2), eps: Float(t.eps))
         phaseSeconds.optimizer += clock.lap()
         return stats
     }
@@ -255,7 +252,7 @@ public final class Trainer {
         var extraDz: UnsafePointer<Float>? = nil
         if let classifier, let labels {
             let sm = classifier.softmax
-            sm.store.zeroGrads()
+            sm.zeroGrads()
             let rows = b * L
             for pos in 0..<b {
                 let e = labels.label(of: batch[pos])
@@ -283,7 +280,7 @@ public final class Trainer {
         var recon = 0.0, kl = 0.0
         for i in 0..<n { recon += vae.recon[i]; kl += vae.kl[i] }
         // The partitioned rows' gradients are local: their finiteness joins the step's sums.
-        let shardSum = classifier.map { Kernels.sum($0.softmax.store.grads, count: $0.softmax.store.count) } ?? 0
+        let shardSum = classifier?.softmax.gradientSum() ?? 0
         phaseSeconds.backward += clock.lap()
         comm.allreduceSum(vae.store.gradBuffer)
         var sums = (recon, kl, shardSum)
@@ -384,35 +381,24 @@ public final class Trainer {
     public func checkpointWriter() throws -> SafeTensorsWriter? {
         var meta = Checkpoint.metadata(vae.shape, objective: config.objective.kind)
         meta["init"] = config.model.initialization
-        var gathered: (w: [Float], b: [Float], v: Int, h: Int)? = nil
+        var gathered: [(name: String, shape: [Int], data: [Float])]? = nil
         if let classifier {
-            let sm = classifier.softmax
             let o = config.objective
             meta["cls_layers"] = "\(config.model.clsLayers)"
-            meta["labels"] = "\(sm.labels)"
+            meta["labels"] = "\(classifier.softmax.labels)"
             meta["label_assignment"] = o.labelAssignment
             meta["mi_estimator"] = o.miEstimator
+            meta["softmax"] = o.softmax
+            if o.softmax == "tree" {
+                meta["tree_node_order"] = "preorder; node over leaves [lo, hi) splits at lo + ceil((hi - lo) / 2); P(left) = sigmoid(w.h + b)"
+            }
             meta["alpha"] = "\(o.alpha)"
             meta["beta"] = "\(o.beta)"
-            let v = sm.labels, h = sm.width
-            var w = [Float](repeating: 0, count: comm.isRoot ? v * h : 0)
-            var b = [Float](repeating: 0, count: comm.isRoot ? v : 0)
-            w.withUnsafeMutableBufferPointer { wb in
-                comm.gatherv(send: UnsafeBufferPointer(start: sm.store.values + sm.weight, count: sm.owned.count * h),
-                             receive: wb, counts: sm.partition.rankCounts(width: h), root: 0)
-            }
-            b.withUnsafeMutableBufferPointer { bb in
-                comm.gatherv(send: UnsafeBufferPointer(start: sm.store.values + sm.bias, count: sm.owned.count),
-                             receive: bb, counts: sm.partition.rankCounts(width: 1), root: 0)
-            }
-            gathered = (w, b, v, h)
+            gathered = classifier.softmax.gatheredTensors()
         }
         guard comm.isRoot else { return nil }
         var writer = try Checkpoint.writer(for: vae.store, metadata: meta)
-        if let g = gathered {
-            try writer.add("classifier.out.weight", shape: [g.v, g.h], data: g.w)
-            try writer.add("classifier.out.bias", shape: [g.v], data: g.b)
-        }
+        for t in gathered ?? [] { try writer.add(t.name, shape: t.shape, data: t.data) }
         return writer
     }
 

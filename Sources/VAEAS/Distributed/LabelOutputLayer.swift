@@ -1,0 +1,70 @@
+/// Per-rank element counts of one batch's rows: the allgather of the hidden
+/// rows (h floats each) and the reduce-scatter of dH (h, or 2h when the Î
+/// gradient rides along).
+public struct RowLayout: Sendable {
+    public let gather: RankCounts
+    public let scatter1: RankCounts
+    public let scatter2: RankCounts
+}
+
+/// The classifier's V-way output layer, partitioned across ranks: the full
+/// softmax (`PartitionedSoftmax`) or the hierarchical one (`PartitionedTreeSoftmax`).
+/// The classifier and trainer drive either through this.
+public protocol LabelOutputLayer: AnyObject {
+    var labels: Int { get }
+    var width: Int { get }
+    /// This rank's parameters (and gradients).
+    var store: ParameterStore { get }
+    /// Labels of the step's global rows, set before `forward`.
+    var targets: UnsafeMutablePointer<Int32> { get }
+    /// −log s_ω(e_r | z_r) per global row after `forward` (same on every rank).
+    var crossEntropy: UnsafeMutablePointer<Double> { get }
+    /// Gradients wrt this rank's hidden rows after `backward`.
+    var dHiddenCE: UnsafeMutablePointer<Float> { get }
+    var dHiddenMI: UnsafeMutablePointer<Float> { get }
+    var bytesSentLastStep: Int { get }
+    var memoryBytes: Int { get }
+    /// Rows of the layer this rank owns (label rows, or tree nodes).
+    var ownedRows: Int { get }
+
+    func layout(batch: Int, samples: Int) -> RowLayout
+    func initialize(rng: Philox, tensorID: UInt32, scheme: Initialization)
+    func forward(hLocal: UnsafePointer<Float>, localRows: Int, rows: Int, layout: RowLayout)
+    func backward(ceScale: Float, miScale: Float, estimator: MIEstimator, layout: RowLayout)
+    /// Ĥ of global row r (after `forward`).
+    func hHat(_ r: Int, _ estimator: MIEstimator) -> Double
+    /// Ready for the next step's gradients.
+    func zeroGrads()
+    /// Sum of this rank's current gradients (NaN if any is not finite).
+    func gradientSum() -> Double
+    /// Applies one optimizer step to this rank's rows.
+    func applyUpdate(lr: Float, beta1: Float, beta2: Float, eps: Float)
+    /// The whole layer on rank 0 (collective; nil elsewhere), as checkpoint tensors.
+    func gatheredTensors() -> [(name: String, shape: [Int], data: [Float])]?
+}
+
+extension LabelOutputLayer {
+    /// Ĥ for the estimators that need only −log p_e (all but `entropy`).
+    func hHatFromCrossEntropy(_ ce: Double, _ estimator: MIEstimator) -> Double {
+        switch estimator {
+        case .ce, .entropy: return ce
+        case .fano:
+            let pe = PartitionedSoftmax.errorProbability(ce)
+            return PartitionedSoftmax.binaryEntropy(pe) + pe * log(Double(max(labels - 1, 1)))
+        }
+    }
+
+    /// dĤ/dCE for `ce` (1) and `fano` (h′(P) + log(V−1)) · (1 − P), P = 1 − e^{−CE}.
+    func hHatSlope(_ ce: Double, _ estimator: MIEstimator) -> Double {
+        switch estimator {
+        case .ce, .entropy: return 1
+        case .fano:
+            let pe = PartitionedSoftmax.errorProbability(ce)
+            return (log1p(-pe) - log(pe) + log(Double(max(labels - 1, 1)))) * (1 - pe)
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

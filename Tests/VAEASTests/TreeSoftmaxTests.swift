@@ -1,0 +1,38 @@
+import XCTest
+import VAEAS
+
+final class TreeSoftmaxTests: XCTestCase {
+    /// Σ_e s(e | h) = 1 for random nodes, for V a power of two or not.
+    func testLeafProbabilitiesSumToOne() {
+        for labels in [2, 3, 7, 64, 1000] {
+            let h = 5
+            let tree = PartitionedTreeSoftmax(labels: labels, width: h, comm: LocalCommunicator(),
+                                              globalRowCapacity: labels, localRowCapacity: labels)
+            tree.initialize(rng: Philox(seed: 9, purpose: .parameterInit), tensorID: 1, scheme: .pytorch)
+            XCTAssertEqual(tree.nodeCount, labels - 1)
+            var rng = TestRNG(UInt64(labels))
+            let x = rng.array(h, -2, 2)
+            // The same hidden vector on every row; row e asks for leaf e.
+            let hLocal = (0..<labels).flatMap { _ in x }
+            for e in 0..<labels { tree.targets[e] = Int32(e) }
+            let layout = tree.layout(batch: labels, samples: 1)
+            hLocal.withUnsafeBufferPointer { tree.forward(hLocal: $0.baseAddress!, localRows: labels, rows: labels, layout: layout) }
+            let total = (0..<labels).reduce(0.0) { $0 + exp(-tree.crossEntropy[$1]) }
+            XCTAssertEqual(total, 1, accuracy: 1e-5, "V = \(labels)")
+            XCTAssertTrue((0..<labels).allSatisfy { tree.crossEntropy[$0] > 0 })
+        }
+    }
+
+    /// The checkpoint's node order is preorder over the canonical tree: the
+    /// root's left child is node 1, its right child node 1 + (mid − 1).
+    func testGatheredTensorsArePreorder() throws {
+        let tree = PartitionedTreeSoftmax(labels: 6, width: 2, comm: LocalCommunicator(), globalRowCapacity: 1, localRowCapacity: 1)
+        for i in 0..<tree.store.count { tree.store.values[i] = Float(i) }
+        let t = try XCTUnwrap(tree.gatheredTensors())
+        XCTAssertEqual(t.map(\.name), ["classifier.tree.weight", "classifier.tree.bias"])
+        XCTAssertEqual(t[0].shape, [5, 2])
+        XCTAssertEqual(t[1].shape, [5])
+        // One rank holds every node in preorder already.
+        XCTAssertEqual(t[0].data, Array(UnsafeBufferPointer(start: tree.store.values + tree.weight, count: 10)))
+    }
+}
