@@ -30,12 +30,27 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print the result as one JSON object only.")
     var json = false
 
+    @Option(name: .long, help: ArgumentHelp("Sweep the classifier: label counts V to time, e.g. 1000,10000,50000,1000000 (VAE-AS; labels beyond N are fine for timing).", valueName: "V,V,…"))
+    var labels: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --labels: softmax kinds to compare.", valueName: "full,tree"))
+    var softmax = "full,tree"
+
     mutating func validate() throws {
+        if let labels {
+            for v in labels.split(separator: ",") where Int(v) == nil || Int(v)! < 2 {
+                throw ValidationError("--labels: '\(v)' is not a label count ≥ 2 (expected e.g. 1000,10000,50000)")
+            }
+        }
+        for s in softmax.split(separator: ",") where s != "full" && s != "tree" {
+            throw ValidationError("--softmax: '\(s)' is not one of full, tree")
+        }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
     }
 
     func run() throws {
+        if labels != nil { return try sweep() }
         try Runtime.withCommunicator { comm in
             var config = try Runtime.loadConfig(path: self.config, overrides: overrides, dataDir: dataDir)
             try config.set("eval.every", to: .int(0))
@@ -128,6 +143,69 @@ struct Bench: ParsableCommand {
                           layer memory \(mib(sm.memoryBytes)) on rank 0 (W_r, b_r, gradients, Adam moments, logits, probabilities)
                         """)
                     }
+                }
+            }
+        }
+    }
+
+    /// Full against hierarchical softmax over label counts: the classifier's
+    /// time per step (its compute and its collectives) and its memory per rank,
+    /// every row measured in this one run.
+    func sweep() throws {
+        try Runtime.withCommunicator { comm in
+            let counts = labels!.split(separator: ",").map { Int($0)! }
+            let kinds = softmax.split(separator: ",").map(String.init)
+            var rows: [JSONRecord] = []
+            var table: [(String, Int, Double, Double, Int, Int)] = []
+            for v in counts {
+                for kind in kinds {
+                    var config = try Runtime.loadConfig(path: self.config, overrides: overrides, dataDir: dataDir)
+                    try config.set("eval.every", to: .int(0))
+                    try config.set("objective.kind", to: .string("vaeas"))
+                    try config.set("objective.labels", to: .int(v))
+                    try config.set("objective.softmax", to: .string(kind))
+                    if kind == "tree" && config.objective.miEstimator == "entropy" {
+                        try config.set("objective.mi_estimator", to: .string("ce"))
+                    }
+                    try config.validate()
+                    let data = try Runtime.loadData(config)
+                    let trainer = try Trainer(config: config, train: data.train, test: nil, comm: comm, output: nil)
+                    let b = config.train.batch
+                    let perm = trainer.permutation(epoch: 1)
+                    guard perm.count >= b else { throw ValidationError("the training set is smaller than train.batch") }
+                    let perEpoch = perm.count / b
+                    try perm.withUnsafeBufferPointer { p in
+                        for s in 0..<(warmup + steps) {
+                            if s == warmup { comm.barrier(); trainer.phaseSeconds = PhaseTimes() }
+                            let k = s % perEpoch
+                            try trainer.step(UnsafeBufferPointer(rebasing: p[(k * b)..<((k + 1) * b)]), epoch: 1)
+                        }
+                    }
+                    let ph = trainer.phaseSeconds
+                    let stepMs = ph.all.reduce(0) { $0 + $1.1 } / Double(steps) * 1e3
+                    let classifierMs = comm.max([(ph.classifier + ph.classifierCommunication) / Double(steps) * 1e3])[0]
+                    let sm = trainer.classifier!.softmax
+                    let memory = Int(comm.max([Double(sm.memoryBytes)])[0])
+                    var r = JSONRecord()
+                    r.set("softmax", kind); r.set("labels", v); r.set("ranks", comm.size)
+                    r.set("classifier_ms_per_step", classifierMs); r.set("step_ms", stepMs)
+                    r.set("layer_memory_bytes_per_rank", memory); r.set("layer_bytes_sent_per_step", sm.bytesSentLastStep)
+                    rows.append(r)
+                    table.append((kind, v, classifierMs, stepMs, memory, sm.bytesSentLastStep))
+                }
+            }
+            guard comm.isRoot else { return }
+            if json { rows.forEach { print($0.json) }; return }
+            print("vaeas-dist bench --labels: \(comm.size) rank(s), \(BLAS.threads) BLAS thread(s)/rank, batch \(try Runtime.loadConfig(path: self.config, overrides: overrides, dataDir: dataDir).train.batch), \(steps) timed steps each")
+            print("| softmax | V | classifier ms/step | whole step ms | layer memory/rank | layer bytes sent/step |")
+            print("|---|---:|---:|---:|---:|---:|")
+            for t in table {
+                print(String(format: "| %@ | %d | %.2f | %.2f | %.1f MiB | %.1f KiB |", t.0, t.1, t.2, t.3,
+                             Double(t.4) / 1_048_576, Double(t.5) / 1024))
+            }
+            for v in counts {
+                if let f = table.first(where: { $0.0 == "full" && $0.1 == v }), let t = table.first(where: { $0.0 == "tree" && $0.1 == v }) {
+                    print(String(format: "V = %d: tree classifier step %.1f× cheaper than full, %.1f× less memory", v, f.2 / t.2, Double(f.4) / Double(t.4)))
                 }
             }
         }

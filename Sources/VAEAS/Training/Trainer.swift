@@ -45,6 +45,8 @@ public struct PhaseTimes: Sendable {
     /// classifier's compute (hidden layers and the partitioned output layer);
     /// `communication`: every collective, the classifier's included.
     public var data = 0.0, forward = 0.0, backward = 0.0, classifier = 0.0, communication = 0.0, optimizer = 0.0
+    /// The part of `communication` spent in the classifier's collectives.
+    public var classifierCommunication = 0.0
     public init() {}
     public var all: [(String, Double)] {
         [("data", data), ("forward", forward), ("backward", backward), ("classifier", classifier),
@@ -272,6 +274,7 @@ public final class Trainer {
             let classifierComm = commSeconds - c0
             phaseSeconds.classifier += clock.lap() - classifierComm
             phaseSeconds.communication += classifierComm
+            phaseSeconds.classifierCommunication += classifierComm
         }
         vae.decode(rows: n * L)
         vae.reconstruction(x, n: n, samples: L, gradScale: scale)
