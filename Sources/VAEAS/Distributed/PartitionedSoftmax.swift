@@ -248,6 +248,7 @@ public final class PartitionedSoftmax: LabelOutputLayer {
             if withMI { (dHiddenMI + r * h).update(from: dHLocal + r * w + h, count: h) }
         }
         bytesSentLastStep += 4 * rows * w
+        if comm.size == 1 { bytesSentLastStep = 0 }
     }
 
     public var ownedRows: Int { owned.count }

@@ -309,7 +309,8 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
             (dHiddenCE + r * h).update(from: dHLocal + r * cols, count: h)
             if withMI { (dHiddenMI + r * h).update(from: dHLocal + r * cols + h, count: h) }
         }
-        bytesSentLastStep += 4 * (rows * cols + (comm.size > 1 ? topCount * (h + 1) : 0))
+        bytesSentLastStep += 4 * (rows * cols + topCount * (h + 1))
+        if comm.size == 1 { bytesSentLastStep = 0 }
     }
 
     /// Zeroes only what the last step touched (and the replicated top).

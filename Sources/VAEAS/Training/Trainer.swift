@@ -47,10 +47,12 @@ public struct PhaseTimes: Sendable {
     public var data = 0.0, forward = 0.0, backward = 0.0, classifier = 0.0, communication = 0.0, optimizer = 0.0
     /// The part of `communication` spent in the classifier's collectives.
     public var classifierCommunication = 0.0
+    /// The output layer's optimizer update (dense Adam for the full softmax, sparse for the tree).
+    public var classifierOptimizer = 0.0
     public init() {}
     public var all: [(String, Double)] {
         [("data", data), ("forward", forward), ("backward", backward), ("classifier", classifier),
-         ("communication", communication), ("optimizer", optimizer)]
+         ("communication", communication), ("optimizer", optimizer), ("classifier_optimizer", classifierOptimizer)]
     }
 }
 
@@ -222,9 +224,10 @@ public final class Trainer {
             throw NonFiniteError(epoch: epoch, step: globalStep, what: "gradient")
         }
         adam.update(vae.store.values, grads: vae.store.grads)
+        phaseSeconds.optimizer += clock.lap()
         let t = config.train
         classifier?.softmax.applyUpdate(lr: Float(t.lr), beta1: Float(t.beta1), beta2: Float(t.beta2), eps: Float(t.eps))
-        phaseSeconds.optimizer += clock.lap()
+        phaseSeconds.classifierOptimizer += clock.lap()
         return stats
     }
 
