@@ -41,32 +41,63 @@ final class EstimatorTests: XCTestCase {
 
     func logSumExp(_ v: [Double]) -> Double { let m = v.max()!; return m + log(v.reduce(0) { $0 + exp($1 - m) }) }
 
-    func testEstimatorsAgainstExactMutualInformationAndMarginalKL() {
-        let rowsPerStep = 256
-        let comm = LocalCommunicator()
+    /// Trains a classifier (full or tree softmax) on fresh draws until it approximates q(x|z).
+    func trainedClassifier(tree: Bool, rowsPerStep: Int, rng: inout TestRNG) -> (AuxiliaryClassifier, ParameterStore, UnsafeMutablePointer<Float>) {
         let store = ParameterStore()
         let cls = AuxiliaryClassifier(latent: d, hidden: 64, layers: 2, activation: .tanh, labels: n,
-                                      localRowCapacity: rowsPerStep, globalRowCapacity: rowsPerStep, comm: comm, store: store)
+                                      localRowCapacity: rowsPerStep, globalRowCapacity: rowsPerStep,
+                                      comm: LocalCommunicator(), store: store, tree: tree)
         store.allocate()
         cls.initialize(store.values, seed: 3, scheme: .glorot)
-        let sm = cls.softmax as! PartitionedSoftmax
+        let sm = cls.softmax
         let adamHidden = Adam(count: store.count, lr: 3e-3)
-        let adamOut = Adam(count: sm.store.count, lr: 3e-3)
         let z = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerStep * d)
-        defer { z.deallocate() }
         let layout = sm.layout(batch: rowsPerStep, samples: 1)
-        var rng = TestRNG(77)
-        // Train s_ω on fresh draws until it approximates q(x|z).
         for step in 0..<4000 {
             draw(rowsPerStep, &rng, z: z, labels: sm.targets)
-            store.zeroGrads(); sm.store.zeroGrads()
+            store.zeroGrads(); sm.zeroGrads()
             cls.forward(z: z, localRows: rowsPerStep, rows: rowsPerStep, layout: layout, params: store.values)
             cls.backward(z: z, localRows: rowsPerStep, ceScale: 1 / Float(rowsPerStep), miScale: 0, estimator: .ce,
                          layout: layout, params: store.values, grads: store.grads)
-            if step == 3000 { adamHidden.lr = 1e-3; adamOut.lr = 1e-3 }
+            let lr: Float = step < 3000 ? 3e-3 : 1e-3
+            adamHidden.lr = lr
             adamHidden.update(store.values, grads: store.grads)
-            adamOut.update(sm.store.values, grads: sm.store.grads)
+            sm.applyUpdate(lr: lr, beta1: 0.9, beta2: 0.999, eps: 1e-8)
         }
+        return (cls, store, z)
+    }
+
+    /// The tree reaches the full softmax's CE estimate where its splits are
+    /// learnable: the labels go round the circle, so every subtree's leaf
+    /// range is an arc of neighbouring posteriors.
+    func testTreeMatchesFullSoftmaxEstimate() {
+        let rowsPerStep = 256
+        var estimates: [Double] = []
+        for tree in [false, true] {
+            var rng = TestRNG(77)
+            let (cls, store, z) = trainedClassifier(tree: tree, rowsPerStep: rowsPerStep, rng: &rng)
+            defer { z.deallocate() }
+            let sm = cls.softmax
+            let layout = sm.layout(batch: rowsPerStep, samples: 1)
+            var hHat = 0.0
+            for _ in 0..<40 {
+                draw(rowsPerStep, &rng, z: z, labels: sm.targets)
+                cls.forward(z: z, localRows: rowsPerStep, rows: rowsPerStep, layout: layout, params: store.values)
+                for r in 0..<rowsPerStep { hHat += sm.hHat(r, .ce) }
+            }
+            estimates.append(log(Double(n)) - hHat / Double(40 * rowsPerStep))
+        }
+        XCTAssertEqual(estimates[1], estimates[0], accuracy: 0.04 * estimates[0], "tree vs full Î_ce: \(estimates)")
+        print("EstimatorTests: Î_ce full \(estimates[0]), tree \(estimates[1])")
+    }
+
+    func testEstimatorsAgainstExactMutualInformationAndMarginalKL() {
+        let rowsPerStep = 256
+        var rng = TestRNG(77)
+        let (cls, store, z) = trainedClassifier(tree: false, rowsPerStep: rowsPerStep, rng: &rng)
+        defer { z.deallocate() }
+        let sm = cls.softmax as! PartitionedSoftmax
+        let layout = sm.layout(batch: rowsPerStep, samples: 1)
         // Evaluate on fresh draws: estimators, and the exact quantities on the same z.
         var hHat: [MIEstimator: Double] = [:]
         var exactMI = 0.0, exactMarginalKL = 0.0
