@@ -119,9 +119,13 @@ public struct ObjectiveConfig: Equatable, Sendable {
     public let miEstimator: String
     /// "full" or "tree".
     public let softmax: String
+    /// "pca" or "index" (tree only).
+    public let leafOrder: String
 
-    public init(kind: String, alpha: Double, beta: Double, labels: Int, labelAssignment: String, miEstimator: String, softmax: String) {
+    public init(kind: String, alpha: Double, beta: Double, labels: Int, labelAssignment: String, miEstimator: String, softmax: String,
+                leafOrder: String) {
         self.kind = kind; self.alpha = alpha; self.beta = beta; self.labels = labels; self.labelAssignment = labelAssignment; self.miEstimator = miEstimator; self.softmax = softmax
+        self.leafOrder = leafOrder
     }
 }
 
@@ -275,7 +279,8 @@ public struct TrainConfig: Equatable, Sendable {
     public var objective: ObjectiveConfig {
         ObjectiveConfig(kind: str("objective.kind"), alpha: float("objective.alpha"), beta: float("objective.beta"),
                         labels: int("objective.labels"), labelAssignment: str("objective.label_assignment"),
-                        miEstimator: str("objective.mi_estimator"), softmax: str("objective.softmax"))
+                        miEstimator: str("objective.mi_estimator"), softmax: str("objective.softmax"),
+                        leafOrder: str("objective.leaf_order"))
     }
 
     public var train: TrainingConfig {

@@ -30,6 +30,8 @@ enum KeyTable {
         .string("objective.mi_estimator", "entropy", .oneOf(["entropy", "ce", "fano"]),
                 "Estimator of the mutual information between z and the label."),
         .string("objective.softmax", "full", .oneOf(["full", "tree"]), "Label softmax: dense or hierarchical."),
+        .string("objective.leaf_order", "pca", .oneOf(["pca", "index"]),
+                "Tree softmax only: leaves ordered by recursive PCA splits of the labels' mean images (pca), or by label (index)."),
 
         .int("train.epochs", 5, min: 1, "Passes over the training set."),
         .int("train.batch", 128, min: 1, "Global batch size, summed over ranks."),

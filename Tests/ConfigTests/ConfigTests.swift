@@ -41,7 +41,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.model, ModelConfig(latent: 40, hidden: 500, encLayers: 2, decLayers: 5, clsLayers: 2,
                                             activation: "tanh", initialization: "glorot"))
         XCTAssertEqual(c.objective, ObjectiveConfig(kind: "vae", alpha: 1.0, beta: 1.0, labels: 0,
-                                                    labelAssignment: "modulo", miEstimator: "entropy", softmax: "full"))
+                                                    labelAssignment: "modulo", miEstimator: "entropy", softmax: "full",
+                                                    leafOrder: "pca"))
         XCTAssertEqual(c.train, TrainingConfig(epochs: 5, batch: 128, lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8,
                                                seed: 0, samples: 1, maxSteps: 0, logEvery: 0, checkpointEvery: 1))
         XCTAssertEqual(c.eval, EvalConfig(every: 1, batch: 500))
@@ -54,7 +55,7 @@ final class ConfigTests: XCTestCase {
             "model.latent", "model.hidden", "model.enc_layers", "model.dec_layers", "model.cls_layers",
             "model.activation", "model.init",
             "objective.kind", "objective.alpha", "objective.beta", "objective.labels",
-            "objective.label_assignment", "objective.mi_estimator", "objective.softmax",
+            "objective.label_assignment", "objective.mi_estimator", "objective.softmax", "objective.leaf_order",
             "train.epochs", "train.batch", "train.lr", "train.beta1", "train.beta2", "train.eps", "train.seed",
             "train.samples", "train.max_steps", "train.log_every", "train.checkpoint_every",
             "eval.every", "eval.batch",

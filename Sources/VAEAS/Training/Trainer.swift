@@ -177,7 +177,8 @@ public final class Trainer {
                                              labels: labelCount, localRowCapacity: localBatch * t.samples,
                                              globalRowCapacity: t.batch * t.samples, comm: comm, store: store,
                                              tree: tree)
-            labels = LabelAssignment(samples: train.count, labels: labelCount, kind: kind, seed: seed)
+            labels = LabelAssignment(samples: train.count, labels: labelCount, kind: kind, seed: seed,
+                                     pcaLeavesFrom: tree && o.leafOrder == "pca" ? train : nil)
         } else {
             classifier = nil
             labels = nil
