@@ -36,3 +36,24 @@ final class TreeSoftmaxTests: XCTestCase {
         XCTAssertEqual(t[0].data, Array(UnsafeBufferPointer(start: tree.store.values + tree.weight, count: 10)))
     }
 }
+
+final class LeafOrderTests: XCTestCase {
+    /// Four well-separated clusters of 25 points: the order is a permutation,
+    /// and each cluster fills one of the tree's four depth-2 subtrees.
+    func testPCAOrderIsAPermutationThatKeepsClustersInSubtrees() {
+        let perCluster = 25, dim = 6, n = 4 * perCluster
+        var rng = TestRNG(12)
+        let centres: [[Float]] = [[9, 0, 0, 0, 0, 0], [-9, 0, 0, 0, 0, 0], [0, 0, 9, 0, 0, 0], [0, 0, -9, 0, 0, 1]]
+        // Interleave the clusters so that label order says nothing about them.
+        var points = [Float](repeating: 0, count: n * dim)
+        for i in 0..<n { for j in 0..<dim { points[i * dim + j] = centres[i % 4][j] + rng.uniform(-1, 1) } }
+        let leafOf = LeafOrder.pca(points, count: n, dim: dim)
+        XCTAssertEqual(Set(leafOf.map(Int.init)), Set(0..<n))
+        // Depth-2 subtrees of the canonical tree over 100 leaves: [0,25), [25,50), [50,75), [75,100).
+        for c in 0..<4 {
+            let quarters = Set((0..<n).filter { $0 % 4 == c }.map { Int(leafOf[$0]) / perCluster })
+            XCTAssertEqual(quarters.count, 1, "cluster \(c) is spread over subtrees \(quarters)")
+        }
+        XCTAssertEqual(LeafOrder.pca(points, count: n, dim: dim), leafOf, "deterministic")
+    }
+}
