@@ -1,8 +1,9 @@
 import Foundation
 
 /// Hand-written JSON output, so that keys keep insertion order.
-enum JSONText {
-    static func quoted(_ s: String) -> String {
+public enum JSONText {
+    /// `s` as a JSON string literal (RFC 8259 escapes).
+    public static func quoted(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {

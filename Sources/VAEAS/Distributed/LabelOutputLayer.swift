@@ -7,6 +7,43 @@ public struct RowLayout: Sendable {
     public let scatter2: RankCounts
 }
 
+/// Row layouts of the batch sizes a run meets (the full batch, and the short
+/// last one), computed once each: the step loop then allocates nothing.
+public final class RowLayoutCache {
+    let ranks: Int
+    let width: Int
+    private var cache: [Int: RowLayout] = [:]
+
+    public init(ranks: Int, width: Int) { self.ranks = ranks; self.width = width }
+
+    /// A batch of `batch` samples with `samples` rows each, split over ranks as the batch is.
+    public func layout(batch: Int, samples: Int) -> RowLayout {
+        let key = batch &* 4096 &+ samples
+        if let c = cache[key] { return c }
+        let p = BlockPartition(total: batch, parts: ranks)
+        let rowsPer = (0..<ranks).map { p.count($0) * samples }
+        let c = RowLayout(gather: RankCounts(rowsPer.map { $0 * width }), scatter1: RankCounts(rowsPer.map { $0 * width }),
+                          scatter2: RankCounts(rowsPer.map { $0 * 2 * width }))
+        cache[key] = c
+        return c
+    }
+}
+
+/// Reduce-scatters dH (rows × cols, cols = h or 2h for [CE | Î]) and copies this
+/// rank's rows into the two contiguous gradient buffers the hidden layers read.
+func scatterHiddenGradients(_ comm: Communicator, partial: UnsafeMutablePointer<Float>, received: UnsafeMutablePointer<Float>,
+                            rows: Int, localRows: Int, width h: Int, withMI: Bool, layout: RowLayout,
+                            ce: UnsafeMutablePointer<Float>, mi: UnsafeMutablePointer<Float>) {
+    let cols = withMI ? 2 * h : h
+    comm.reduceScatterv(send: UnsafeBufferPointer(start: partial, count: rows * cols),
+                        receive: UnsafeMutableBufferPointer(start: received, count: localRows * cols),
+                        counts: withMI ? layout.scatter2 : layout.scatter1)
+    for r in 0..<localRows {
+        (ce + r * h).update(from: received + r * cols, count: h)
+        if withMI { (mi + r * h).update(from: received + r * cols + h, count: h) }
+    }
+}
+
 /// The classifier's V-way output layer, partitioned across ranks: the full
 /// softmax (`PartitionedSoftmax`) or the hierarchical one (`PartitionedTreeSoftmax`).
 /// The classifier and trainer drive either through this.

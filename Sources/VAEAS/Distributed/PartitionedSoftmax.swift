@@ -56,7 +56,7 @@ public final class PartitionedSoftmax: LabelOutputLayer {
     public let targets: UnsafeMutablePointer<Int32>
     public private(set) var rows = 0
     private var localRows = 0
-    private var countsCache: [Int: RowLayout] = [:]
+    private lazy var layouts = RowLayoutCache(ranks: comm.size, width: width)
     private var adam: Adam?
 
     /// Bytes this rank sends per step (allgather + allreduces + reduce-scatter),
@@ -119,16 +119,7 @@ public final class PartitionedSoftmax: LabelOutputLayer {
 
     /// Row counts of a global batch of `batch` samples with `samples` rows each,
     /// split over ranks as the batch is. Cached: a run has at most two batch sizes.
-    public func layout(batch: Int, samples: Int) -> RowLayout {
-        let key = batch * 1024 + samples
-        if let c = countsCache[key] { return c }
-        let p = BlockPartition(total: batch, parts: comm.size)
-        let rowsPer = (0..<comm.size).map { p.count($0) * samples }
-        let c = RowLayout(gather: RankCounts(rowsPer.map { $0 * width }), scatter1: RankCounts(rowsPer.map { $0 * width }),
-                          scatter2: RankCounts(rowsPer.map { $0 * 2 * width }))
-        countsCache[key] = c
-        return c
-    }
+    public func layout(batch: Int, samples: Int) -> RowLayout { layouts.layout(batch: batch, samples: samples) }
 
     /// Steps 1–5 for `rows` global rows (this rank contributes `hLocal`,
     /// `localRows` × h). `targets[0..<rows]` must hold every global row's label.
@@ -171,13 +162,7 @@ public final class PartitionedSoftmax: LabelOutputLayer {
     /// Ĥ of global row r for `estimator`.
     @inline(__always)
     public func hHat(_ r: Int, _ estimator: MIEstimator) -> Double {
-        switch estimator {
-        case .entropy: return entropy[r]
-        case .ce: return crossEntropy[r]
-        case .fano:
-            let pe = PartitionedSoftmax.errorProbability(crossEntropy[r])
-            return PartitionedSoftmax.binaryEntropy(pe) + pe * log(Double(max(labels - 1, 1)))
-        }
+        estimator == .entropy ? entropy[r] : hHatFromCrossEntropy(crossEntropy[r], estimator)
     }
 
     /// P_e = 1 − e^{−CE}, kept inside (0, 1) so that h(P_e) and its derivative stay finite.
@@ -201,14 +186,9 @@ public final class PartitionedSoftmax: LabelOutputLayer {
                     // dH/dℓ_j = −p_j (ℓ_j − Σ p ℓ), with Σ p ℓ = m + A/S
                     let mean = rowMax[r] + Float(Double(sums[rows + r]) / Double(sums[r]))
                     for j in 0..<v { l[j] = -miScale * p[j] * (l[j] - mean) }
-                case .ce:
-                    for j in 0..<v { l[j] = miScale * p[j] }
-                    if owned.contains(e) { l[e - lo] -= miScale }
-                case .fano:
-                    // dĤ/dℓ_j = [log((1−P)/P) + log(V−1)] · (−p_e)(δ_je − p_j)
-                    let pe = PartitionedSoftmax.errorProbability(crossEntropy[r])
-                    let pTarget = 1 - pe
-                    let coef = Float((log1p(-pe) - log(pe) + log(Double(max(labels - 1, 1)))) * pTarget) * miScale
+                case .ce, .fano:
+                    // Ĥ is a function of CE alone: dĤ/dℓ_j = dĤ/dCE · (p_j − δ_je).
+                    let coef = Float(hHatSlope(crossEntropy[r], estimator)) * miScale
                     for j in 0..<v { l[j] = coef * p[j] }
                     if owned.contains(e) { l[e - lo] -= coef }
                 }
@@ -240,13 +220,8 @@ public final class PartitionedSoftmax: LabelOutputLayer {
                           b: store.values + weight, ldb: h, beta: 0, c: dHPartial + h, ldc: w)
             }
         }
-        comm.reduceScatterv(send: UnsafeBufferPointer(start: dHPartial, count: rows * w),
-                            receive: UnsafeMutableBufferPointer(start: dHLocal, count: localRows * w),
-                            counts: withMI ? layout.scatter2 : layout.scatter1)
-        for r in 0..<localRows {
-            (dHiddenCE + r * h).update(from: dHLocal + r * w, count: h)
-            if withMI { (dHiddenMI + r * h).update(from: dHLocal + r * w + h, count: h) }
-        }
+        scatterHiddenGradients(comm, partial: dHPartial, received: dHLocal, rows: rows, localRows: localRows, width: h,
+                               withMI: withMI, layout: layout, ce: dHiddenCE, mi: dHiddenMI)
         bytesSentLastStep += 4 * rows * w
         if comm.size == 1 { bytesSentLastStep = 0 }
     }

@@ -78,7 +78,7 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
     public private(set) var rows = 0
     private var localRows = 0
     private var ownedRowsThisStep = 0
-    private var countsCache: [Int: RowLayout] = [:]
+    private lazy var layouts = RowLayoutCache(ranks: comm.size, width: width)
     public private(set) var bytesSentLastStep = 0
 
     public init(labels: Int, width: Int, comm: Communicator, globalRowCapacity: Int, localRowCapacity: Int) {
@@ -199,16 +199,7 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
         }
     }
 
-    public func layout(batch: Int, samples: Int) -> RowLayout {
-        let key = batch * 1024 + samples
-        if let c = countsCache[key] { return c }
-        let p = BlockPartition(total: batch, parts: comm.size)
-        let rowsPer = (0..<comm.size).map { p.count($0) * samples }
-        let c = RowLayout(gather: RankCounts(rowsPer.map { $0 * width }), scatter1: RankCounts(rowsPer.map { $0 * width }),
-                          scatter2: RankCounts(rowsPer.map { $0 * 2 * width }))
-        countsCache[key] = c
-        return c
-    }
+    public func layout(batch: Int, samples: Int) -> RowLayout { layouts.layout(batch: batch, samples: samples) }
 
     /// Allgather the hidden rows, walk the paths of the rows whose leaf this
     /// rank owns, and allreduce −log p.
@@ -302,13 +293,8 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
             comm.allreduceSum(UnsafeMutableBufferPointer(start: gw, count: topCount * h))
             comm.allreduceSum(UnsafeMutableBufferPointer(start: gb, count: topCount))
         }
-        comm.reduceScatterv(send: UnsafeBufferPointer(start: dHPartial, count: rows * cols),
-                            receive: UnsafeMutableBufferPointer(start: dHLocal, count: localRows * cols),
-                            counts: withMI ? layout.scatter2 : layout.scatter1)
-        for r in 0..<localRows {
-            (dHiddenCE + r * h).update(from: dHLocal + r * cols, count: h)
-            if withMI { (dHiddenMI + r * h).update(from: dHLocal + r * cols + h, count: h) }
-        }
+        scatterHiddenGradients(comm, partial: dHPartial, received: dHLocal, rows: rows, localRows: localRows, width: h,
+                               withMI: withMI, layout: layout, ce: dHiddenCE, mi: dHiddenMI)
         bytesSentLastStep += 4 * (rows * cols + topCount * (h + 1))
         if comm.size == 1 { bytesSentLastStep = 0 }
     }

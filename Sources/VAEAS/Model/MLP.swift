@@ -60,18 +60,17 @@ public final class MLP {
                          params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>?,
                          dinput: UnsafeMutablePointer<Float>?, accumulateInput: Bool = false) {
         var d = dout
-        var spare = (scratchA, scratchB)
         for k in stride(from: layers.count - 1, through: 0, by: -1) {
             let layer = layers[k]
             if activated(k) {
                 Kernels.activationBackward(activation, d, output: outputs[k], count: rows * layer.outFeatures)
             }
             let inp = k == 0 ? input : UnsafePointer(outputs[k - 1])
-            let target: UnsafeMutablePointer<Float>? = k == 0 ? dinput : (d == spare.0 ? spare.1 : spare.0)
+            // Ping-pong between the two scratch buffers; the last step writes dinput.
+            let target: UnsafeMutablePointer<Float>? = k == 0 ? dinput : (d == scratchA ? scratchB : scratchA)
             layer.backward(dinp: target, accumulate: k == 0 && accumulateInput, dout: d, inp: inp,
                            rows: rows, params: params, grads: grads)
             if let t = target, k > 0 { d = t }
-            spare = (scratchA, scratchB)
         }
     }
 

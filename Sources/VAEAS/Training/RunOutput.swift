@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 /// The files of one run, written by rank 0 only:
 /// `config.yaml` (resolved), `metrics.jsonl` (one object per epoch),
@@ -100,19 +101,5 @@ public struct JSONRecord: Sendable {
         }
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    static func quote(_ s: String) -> String { JSONText.quoted(s) }
 }
