@@ -45,7 +45,8 @@ public final class VAE {
     let dlogvar: UnsafeMutablePointer<Float>
     let dlogits: UnsafeMutablePointer<Float>          // capacity·L × input
     let dh: UnsafeMutablePointer<Float>               // capacity × hidden
-    let rowNLL: UnsafeMutablePointer<Double>          // capacity·L
+    /// −log p(x | z) for each of the capacity·L rows of the last `reconstruction`.
+    public let rowNLL: UnsafeMutablePointer<Double>
     /// Per data point: −(1/L) Σ_l log p(x|z_l) and the analytic KL(q(z|x) ‖ p(z)).
     public let recon: UnsafeMutablePointer<Double>
     public let kl: UnsafeMutablePointer<Double>

@@ -22,6 +22,22 @@ public enum BLAS {
                     a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
     }
 
+    /// The same in Double (for estimators whose terms cancel, like log q(z|x_k)).
+    @inline(__always)
+    public static func dgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
+        alpha: Double = 1, a: UnsafePointer<Double>, lda: Int,
+        b: UnsafePointer<Double>, ldb: Int,
+        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
+        if m == 0 || n == 0 { return }
+        cblas_dgemm(CblasRowMajor,
+                    transA ? CblasTrans : CblasNoTrans,
+                    transB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha,
+                    a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
     /// Threads OpenBLAS may use in this process. With P ranks on C cores the
     /// ranks already fill the cores; more BLAS threads would oversubscribe them.
     public static var threads: Int {

@@ -388,6 +388,9 @@ public final class Trainer {
     public func checkpointWriter() throws -> SafeTensorsWriter? {
         var meta = Checkpoint.metadata(vae.shape, objective: config.objective.kind)
         meta["init"] = config.model.initialization
+        meta["dataset"] = config.data.name
+        meta["binarize"] = config.data.binarize
+        meta["seed"] = "\(config.train.seed)"
         var gathered: [(name: String, shape: [Int], data: [Float])]? = nil
         if let classifier {
             let o = config.objective

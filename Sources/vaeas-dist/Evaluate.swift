@@ -1,0 +1,159 @@
+import ArgumentParser
+import Foundation
+import SafeTensors
+import VAEAS
+import VAEASData
+
+/// What `eval` and `estimate` share: a checkpoint and the data it is measured on.
+struct CheckpointData: ParsableArguments {
+    @Option(name: .long, help: "model.safetensors written by `train`.")
+    var checkpoint: String
+
+    @Option(name: .long, help: "Directory of the dataset's IDX files (default: $VAEAS_DATA_DIR).")
+    var dataDir: String?
+
+    @Option(name: .long, help: "Dataset name (default: the one the checkpoint was trained on).")
+    var dataset: String?
+
+    @Option(name: .long, help: "Binarization, static or dynamic (default: the training one; dynamic draws one fixed sample).")
+    var binarize: String?
+
+    @Option(name: .long, help: "Use only the first N examples of the split (0 = all).")
+    var limit = 0
+
+    @Option(name: .long, help: "Seed of the evaluation noise.")
+    var seed: UInt32 = 0
+
+    func validate() throws {
+        if let binarize, Binarization(rawValue: binarize) == nil {
+            throw ValidationError("--binarize: '\(binarize)' is not one of static, dynamic")
+        }
+        guard limit >= 0 else { throw ValidationError("--limit must be ≥ 0, got \(limit)") }
+    }
+
+    /// The VAE's parameters and shape, and the split as a feed.
+    func load(split: String) throws -> (store: ParameterStore, shape: VAEShape, feed: DataFeed, file: SafeTensorsFile) {
+        let file = try SafeTensorsFile.load(path: checkpoint)
+        let shape = try Checkpoint.shape(of: file)
+        let vae = VAE(shape: shape, capacity: 1, samples: 1)
+        try Checkpoint.load(file, into: vae.store)
+        let name = dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
+        let env = ProcessInfo.processInfo.environment["VAEAS_DATA_DIR"]
+        let dir = dataDir ?? env ?? (name == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : nil)
+        guard let dir else {
+            throw ValidationError("no data directory for '\(name)': pass --data-dir or set VAEAS_DATA_DIR")
+        }
+        let data = try DatasetCatalog.load(name: name, split: split, directory: dir).prefix(limit)
+        guard data.dimension == shape.input else {
+            throw CheckpointError(path: checkpoint, message: "input_dim \(shape.input) does not match \(name)/\(split) images of \(data.dimension) pixels")
+        }
+        let bin = Binarization(rawValue: binarize ?? file.metadata["binarize"] ?? "static") ?? .static
+        return (vae.store, shape, DataFeed(dataset: data, binarization: bin, seed: seed, evaluation: true), file)
+    }
+}
+
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Importance-weighted NLL, ELBO, recon, KL and active units of a checkpoint on a split.",
+        discussion: """
+        NLL is Burda et al.'s importance-weighted estimate with K samples per example, computed in chunks so that
+        memory stays bounded for any K. AU counts latent dims with Var_x(μ_d(x)) ≥ the threshold.
+        Examples are sharded over MPI ranks; the noise is keyed by example, so any rank count gives the same result
+        up to float rounding. Prints a table and, last, one JSON line.
+        """)
+
+    @OptionGroup var source: CheckpointData
+
+    @Option(name: .long, help: "Split to evaluate.")
+    var split = "test"
+
+    @Option(name: .long, help: "Importance samples K per example (the paper uses 4096).")
+    var iwSamples = 4096
+
+    @Option(name: .long, help: "Active-unit threshold on Var_x(μ_d(x)).")
+    var auThreshold = 0.01
+
+    @Flag(name: .long, help: "Print only the JSON line.")
+    var json = false
+
+    func validate() throws {
+        guard iwSamples >= 1 else { throw ValidationError("--iw-samples must be ≥ 1, got \(iwSamples)") }
+        guard auThreshold >= 0, auThreshold.isFinite else { throw ValidationError("--au-threshold must be a finite number ≥ 0") }
+    }
+
+    func run() throws {
+        try Runtime.withCommunicator { comm in
+            let (store, shape, feed, _) = try source.load(split: split)
+            let t0 = Date()
+            let r = Evaluator.likelihood(parameters: store, shape: shape, feed: feed, comm: comm, iwSamples: iwSamples,
+                                         seed: source.seed, auThreshold: auThreshold)
+            guard comm.isRoot else { return }
+            var j = JSONRecord()
+            j.set("checkpoint", source.checkpoint); j.set("split", split); j.set("examples", r.count); j.set("ranks", comm.size)
+            j.set("iw_samples", r.iwSamples); j.set("nll", r.nll); j.set("elbo", r.elbo); j.set("recon", r.recon); j.set("kl", r.kl)
+            j.set("active_units", r.activeUnits); j.set("au_threshold", r.auThreshold)
+            j.set("seconds", Date().timeIntervalSince(t0))
+            if !json {
+                print(String(format: """
+                    split %@ (%d examples, %d rank(s)), K = %d
+                      NLL (IW)   %.3f nats
+                      -ELBO      %.3f   (recon %.3f + KL %.3f)
+                      AU         %d of %d (Var μ_d ≥ %g)
+                    """, split, r.count, comm.size, r.iwSamples, r.nll, -r.elbo, r.recon, r.kl, r.activeUnits,
+                    r.muVariance.count, r.auThreshold))
+            }
+            print(j.json)
+        }
+    }
+}
+
+struct Estimate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Monte Carlo MI and marginal KL of the aggregate posterior at several sample counts S (paper Figures 2, 3).",
+        discussion: """
+        Hoffman & Johnson's estimate: S training examples, one z_j ~ q(z|x_j) each, log q̂(z_j) = logsumexp_k log q(z_j|x_k) − log S;
+        MI = mean[log q(z_j|x_j) − log q̂(z_j)], MD = mean[log q̂(z_j) − log p(z_j)], and MI + MD against the mean KL.
+        Matrix products in Double, rows sharded over ranks, memory O(128·S).
+        """)
+
+    @OptionGroup var source: CheckpointData
+
+    @Option(name: .long, help: "Split the examples come from.")
+    var split = "train"
+
+    @Option(name: .long, help: ArgumentHelp("Sample counts S, comma-separated.", valueName: "S,S,…"))
+    var samples = "100,500,1000,5000,10000,50000"
+
+    @Flag(name: .long, help: "Print only JSON lines.")
+    var json = false
+
+    func validate() throws {
+        for s in samples.split(separator: ",") where Int(s) == nil || Int(s)! < 1 {
+            throw ValidationError("--samples: '\(s)' is not a sample count ≥ 1")
+        }
+    }
+
+    func run() throws {
+        try Runtime.withCommunicator { comm in
+            let (store, shape, feed, _) = try source.load(split: split)
+            let counts = samples.split(separator: ",").map { Int($0)! }
+            if let too = counts.first(where: { $0 > feed.count }) {
+                throw ValidationError("--samples \(too) exceeds the \(feed.count) examples of the \(split) split")
+            }
+            if comm.isRoot && !json { print("      S        MI       MD    MI+MD  mean KL") }
+            for s in counts {
+                let t0 = Date()
+                let r = Evaluator.monteCarloMI(parameters: store, shape: shape, feed: feed, comm: comm, samples: s, seed: source.seed)
+                guard comm.isRoot else { continue }
+                var j = JSONRecord()
+                j.set("samples", s); j.set("mi", r.mi); j.set("md", r.md); j.set("mi_plus_md", r.mi + r.md)
+                j.set("mean_kl", r.meanKL); j.set("ranks", comm.size); j.set("seconds", Date().timeIntervalSince(t0))
+                if json { print(j.json) } else {
+                    print(String(format: "%7d  %8.3f %8.3f %8.3f %8.3f", s, r.mi, r.md, r.mi + r.md, r.meanKL))
+                    print(j.json)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import XCTest
+
+/// `eval` and `estimate` give the same numbers at 1, 2 and 3 ranks.
+final class EvaluationCLITests: XCTestCase {
+    func testEvalAndEstimateAgreeAcrossRankCounts() throws {
+        let out = CLI.temporaryDirectory("eval-model")
+        let trained = try CLI.run(smallArguments(out: out, extra: ["--set", "data.binarize=static"]))
+        XCTAssertEqual(trained.status, 0, trained.output)
+        let ckpt = out + "/model.safetensors"
+        var evals: [[String: Any]] = [], estimates: [[String: Any]] = []
+        for ranks in [1, 2, 3] {
+            let e = try CLI.run(["eval", "--checkpoint", ckpt, "--data-dir", CLI.sharedData, "--limit", "301",
+                                 "--iw-samples", "50", "--json"], ranks: ranks)
+            XCTAssertEqual(e.status, 0, e.output)
+            evals.append(try JSONSerialization.jsonObject(with: Data(e.stdout.split(separator: "\n").last!.utf8)) as! [String: Any])
+            let m = try CLI.run(["estimate", "--checkpoint", ckpt, "--data-dir", CLI.sharedData, "--limit", "400",
+                                 "--samples", "50,200", "--json"], ranks: ranks)
+            XCTAssertEqual(m.status, 0, m.output)
+            estimates.append(try JSONSerialization.jsonObject(with: Data(m.stdout.split(separator: "\n").last!.utf8)) as! [String: Any])
+        }
+        for k in 1..<3 {
+            for key in ["nll", "elbo", "recon", "kl"] {
+                let a = evals[k][key] as! Double, b = evals[0][key] as! Double
+                XCTAssertEqual(a, b, accuracy: 1e-4 * abs(b), "eval \(key) at \(k + 1) ranks")
+            }
+            XCTAssertEqual(evals[k]["active_units"] as? Int, evals[0]["active_units"] as? Int)
+            XCTAssertEqual(evals[k]["examples"] as? Int, 301)
+            for key in ["mi", "md", "mean_kl"] {
+                let a = estimates[k][key] as! Double, b = estimates[0][key] as! Double
+                XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(b)), "estimate \(key) at \(k + 1) ranks")
+            }
+        }
+        XCTAssertLessThan(evals[0]["nll"] as! Double, -(evals[0]["elbo"] as! Double))
+    }
+
+    func testEvalErrors() throws {
+        let missing = try CLI.run(["eval", "--checkpoint", "/nonexistent/model.safetensors", "--data-dir", CLI.sharedData])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.contains("/nonexistent/model.safetensors"), missing.stderr)
+        let badK = try CLI.run(["eval", "--checkpoint", "x", "--iw-samples", "0"])
+        XCTAssertNotEqual(badK.status, 0)
+        XCTAssertTrue(badK.stderr.contains("--iw-samples"), badK.stderr)
+    }
+}
