@@ -24,6 +24,18 @@ struct CheckpointData: ParsableArguments {
     @Option(name: .long, help: "Seed of the evaluation noise.")
     var seed: UInt32 = 0
 
+    /// MI, MD and SC of the checkpoint's classifier over its training set (nil without one).
+    func classifierSummary(file: SafeTensorsFile, comm: Communicator, batch: Int) throws -> [(String, Double)]? {
+        guard file.metadata["objective"] == "vaeas" else { return nil }
+        let name = dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
+        guard let dir = dataDir ?? ProcessInfo.processInfo.environment["VAEAS_DATA_DIR"]
+                ?? (name == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : nil) else { return nil }
+        var train = try DatasetCatalog.load(name: name, split: "train", directory: dir)
+        if let n = file.metadata["train_samples"].flatMap(Int.init) { train = train.prefix(n) }
+        let t = try Checkpoint.trainer(for: file, train: train, comm: comm, batch: batch)
+        return t.trainingSetSummary().filter { ["kl", "mi", "md", "sc"].contains($0.0) }
+    }
+
     func validate() throws {
         if let binarize, Binarization(rawValue: binarize) == nil {
             throw ValidationError("--binarize: '\(binarize)' is not one of static, dynamic")
@@ -77,6 +89,9 @@ struct Evaluate: ParsableCommand {
     @Flag(name: .long, help: "Print only the JSON line.")
     var json = false
 
+    @Flag(name: .long, help: "Skip the classifier's MI/MD/SC over the training set (VAE-AS checkpoints).")
+    var noClassifier = false
+
     func validate() throws {
         guard iwSamples >= 1 else { throw ValidationError("--iw-samples must be ≥ 1, got \(iwSamples)") }
         guard auThreshold >= 0, auThreshold.isFinite else { throw ValidationError("--au-threshold must be a finite number ≥ 0") }
@@ -84,17 +99,25 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         try Runtime.withCommunicator { comm in
-            let (store, shape, feed, _) = try source.load(split: split)
+            let (store, shape, feed, file) = try source.load(split: split)
             let t0 = Date()
             let r = Evaluator.likelihood(parameters: store, shape: shape, feed: feed, comm: comm, iwSamples: iwSamples,
                                          seed: source.seed, auThreshold: auThreshold)
+            let classifier = noClassifier ? nil : try source.classifierSummary(file: file, comm: comm, batch: 128)
             guard comm.isRoot else { return }
             var j = JSONRecord()
             j.set("checkpoint", source.checkpoint); j.set("split", split); j.set("examples", r.count); j.set("ranks", comm.size)
             j.set("iw_samples", r.iwSamples); j.set("nll", r.nll); j.set("elbo", r.elbo); j.set("recon", r.recon); j.set("kl", r.kl)
             j.set("active_units", r.activeUnits); j.set("au_threshold", r.auThreshold)
+            for (k, v) in classifier ?? [] where k != "kl" { j.set(k, v) }
+            if let kl = classifier?.first(where: { $0.0 == "kl" })?.1 { j.set("kl_train", kl) }
             j.set("seconds", Date().timeIntervalSince(t0))
             if !json {
+                if let c = classifier {
+                    let d = Dictionary(uniqueKeysWithValues: c)
+                    print(String(format: "train set, classifier: MI %.3f  MD %.3f  SC %.3f  (KL_train %.3f)",
+                                 d["mi"] ?? .nan, d["md"] ?? .nan, d["sc"] ?? .nan, d["kl"] ?? .nan))
+                }
                 print(String(format: """
                     split %@ (%d examples, %d rank(s)), K = %d
                       NLL (IW)   %.3f nats
@@ -136,8 +159,16 @@ struct Estimate: ParsableCommand {
 
     func run() throws {
         try Runtime.withCommunicator { comm in
-            let (store, shape, feed, _) = try source.load(split: split)
+            let (store, shape, feed, file) = try source.load(split: split)
             let counts = samples.split(separator: ",").map { Int($0)! }
+            if let c = try source.classifierSummary(file: file, comm: comm, batch: 128), comm.isRoot {
+                let d = Dictionary(uniqueKeysWithValues: c)
+                var j = JSONRecord()
+                j.set("classifier_mi", d["mi"] ?? .nan); j.set("classifier_md", d["md"] ?? .nan)
+                j.set("classifier_sc", d["sc"] ?? .nan); j.set("kl_train", d["kl"] ?? .nan)
+                if !json { print(String(format: "classifier over the training set: Î %.3f  MD̂ %.3f  (mean KL %.3f)", d["mi"] ?? .nan, d["md"] ?? .nan, d["kl"] ?? .nan)) }
+                print(j.json)
+            }
             if let too = counts.first(where: { $0 > feed.count }) {
                 throw ValidationError("--samples \(too) exceeds the \(feed.count) examples of the \(split) split")
             }

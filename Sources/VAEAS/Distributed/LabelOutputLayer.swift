@@ -1,3 +1,4 @@
+import SafeTensors
 /// Per-rank element counts of one batch's rows: the allgather of the hidden
 /// rows (h floats each) and the reduce-scatter of dH (h, or 2h when the Î
 /// gradient rides along).
@@ -78,6 +79,8 @@ public protocol LabelOutputLayer: AnyObject {
     func applyUpdate(lr: Float, beta1: Float, beta2: Float, eps: Float)
     /// The whole layer on rank 0 (collective; nil elsewhere), as checkpoint tensors.
     func gatheredTensors() -> [(name: String, shape: [Int], data: [Float])]?
+    /// This rank's rows from a checkpoint written by `gatheredTensors`.
+    func load(from file: SafeTensorsFile) throws
 }
 
 extension LabelOutputLayer {
@@ -105,3 +108,11 @@ extension LabelOutputLayer {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// The checkpoint tensor `name`, checked against the expected shape.
+func checkpointTensor(_ file: SafeTensorsFile, _ name: String, shape: [Int]) throws -> [Float] {
+    guard file.names.contains(name) else { throw CheckpointError(path: file.path, message: "missing tensor '\(name)'") }
+    let s = try file.shape(of: name)
+    guard s == shape else { throw CheckpointError(path: file.path, message: "tensor '\(name)' has shape \(s), expected \(shape)") }
+    return try file.floats(name)
+}

@@ -1,3 +1,4 @@
+import SafeTensors
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -250,6 +251,15 @@ public final class PartitionedSoftmax: LabelOutputLayer {
         }
         guard comm.isRoot else { return nil }
         return [("classifier.out.weight", [labels, width], w), ("classifier.out.bias", [labels], b)]
+    }
+
+    public func load(from file: SafeTensorsFile) throws {
+        let w = try checkpointTensor(file, "classifier.out.weight", shape: [labels, width])
+        let b = try checkpointTensor(file, "classifier.out.bias", shape: [labels])
+        for k in 0..<owned.count {
+            for j in 0..<width { store.values[weight + k * width + j] = w[(owned.lowerBound + k) * width + j] }
+            store.values[bias + k] = b[owned.lowerBound + k]
+        }
     }
 
     /// Floats a replicated V × h layer (plus bias) would allreduce per step instead.

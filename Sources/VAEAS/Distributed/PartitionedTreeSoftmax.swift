@@ -1,3 +1,4 @@
+import SafeTensors
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -385,6 +386,20 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
             offset += size
         }
         return [("classifier.tree.weight", [n, h], w), ("classifier.tree.bias", [n], b)]
+    }
+
+    public func load(from file: SafeTensorsFile) throws {
+        let h = width
+        let w = try checkpointTensor(file, "classifier.tree.weight", shape: [labels - 1, h])
+        let b = try checkpointTensor(file, "classifier.tree.bias", shape: [labels - 1])
+        func copy(_ row: Int, _ id: Int) {
+            for j in 0..<h { store.values[weight + row * h + j] = w[id * h + j] }
+            store.values[bias + row] = b[id]
+        }
+        for (k, id) in topIDs.enumerated() { copy(k, id) }
+        for (i, u) in myUnits.enumerated() {
+            for k in 0..<(units[u].hi - units[u].lo - 1) { copy(unitBase[i] + k, units[u].root + k) }
+        }
     }
 
     public var memoryBytes: Int { 4 * (4 * store.count) + globalRowCapacity * maxDepth * 12 }

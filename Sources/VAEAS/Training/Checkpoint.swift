@@ -75,3 +75,37 @@ public struct CheckpointError: Error, CustomStringConvertible {
     public init(path: String, message: String) { self.path = path; self.message = message }
     public var description: String { "\(path): \(message)" }
 }
+
+import VAEASConfig
+import VAEASData
+
+extension Checkpoint {
+    /// A trainer set up as the checkpoint's run was (architecture, objective,
+    /// labels, seed; from `__metadata__`) over `train`, with every tensor
+    /// loaded, each rank taking its own rows of the partitioned layer. For
+    /// measuring the classifier's MI, MD and SC of a finished run. `train`
+    /// must be the training set the labels were assigned over.
+    public static func trainer(for file: SafeTensorsFile, train: Dataset, comm: Communicator, batch: Int) throws -> Trainer {
+        let m = file.metadata
+        if let n = m["train_samples"].flatMap(Int.init), n != train.count {
+            throw CheckpointError(path: file.path, message: "was trained on \(n) samples, the data given has \(train.count); labels are per training sample")
+        }
+        var c = TrainConfig.defaults
+        let shape = try Checkpoint.shape(of: file)
+        var sets = ["model.latent=\(shape.latent)", "model.hidden=\(shape.hidden)", "model.enc_layers=\(shape.encoderLayers)",
+                    "model.dec_layers=\(shape.decoderLayers)", "model.activation=\(shape.activation.rawValue)",
+                    "train.batch=\(batch)", "eval.every=0"]
+        let optional = ["init": "model.init", "binarize": "data.binarize", "seed": "train.seed", "objective": "objective.kind",
+                        "cls_layers": "model.cls_layers", "labels": "objective.labels", "label_assignment": "objective.label_assignment",
+                        "mi_estimator": "objective.mi_estimator", "softmax": "objective.softmax", "leaf_order": "objective.leaf_order",
+                        "alpha": "objective.alpha", "beta": "objective.beta"]
+        for (k, key) in optional { if let v = m[k] { sets.append("\(key)=\(v)") } }
+        do { for s in sets { try c.set(s) } } catch {
+            throw CheckpointError(path: file.path, message: "__metadata__ does not describe a valid run: \(error)")
+        }
+        let t = try Trainer(config: c, train: train, test: nil, comm: comm, output: nil)
+        try Checkpoint.load(file, into: t.vae.store)
+        try t.classifier?.softmax.load(from: file)
+        return t
+    }
+}

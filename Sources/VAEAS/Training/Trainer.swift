@@ -301,12 +301,42 @@ public final class Trainer {
         return (stats, sums.2)
     }
 
+    /// Forward-only sums over `batch` (recon, KL, and the classifier's CE and Ĥ), reduced over ranks.
+    public func forwardStats(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) -> StepStats {
+        var stats = StepStats()
+        _ = losses(batch, epoch: epoch, stats: &stats)
+        return stats
+    }
+
+    /// Recon, KL, MI, MD and SC over the whole training set in order, forward
+    /// only, in batches of `train.batch` (the classifier's estimates as
+    /// `metrics.jsonl` reports them, but for fixed parameters).
+    public func trainingSetSummary() -> [(String, Double)] {
+        let n = trainFeed.count, b = config.train.batch
+        let all = (0..<Int32(n)).map { $0 }
+        var total = StepStats()
+        all.withUnsafeBufferPointer { p in
+            var lo = 0
+            while lo < n {
+                let hi = min(lo + b, n)
+                total.add(forwardStats(UnsafeBufferPointer(rebasing: p[lo..<hi]), epoch: 0))
+                lo = hi
+            }
+        }
+        return weights.summary(total)
+    }
+
     /// The two objectives on `batch`, forward only, reduced over ranks:
     /// L_φθ = mean(recon + β·KL) + (α − β)·Î (for `vae`, the negative ELBO) and
     /// the classifier's mean CE (0 without a classifier). The same noise and
     /// binarization as `accumulateGradients` for the same (batch, epoch): what
     /// finite differences of the gradients are taken against.
     public func losses(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) -> (objective: Double, classifierCE: Double) {
+        var stats = StepStats()
+        return losses(batch, epoch: epoch, stats: &stats)
+    }
+
+    func losses(_ batch: UnsafeBufferPointer<Int32>, epoch: Int, stats: inout StepStats) -> (objective: Double, classifierCE: Double) {
         let b = batch.count, L = samples
         let mine = BlockPartition(total: b, parts: comm.size).range(comm.rank)
         let local = UnsafeBufferPointer(rebasing: batch[mine])
@@ -315,7 +345,7 @@ public final class Trainer {
         noise.fill(vae.eps, indices: local, epoch: epoch)
         vae.encode(x, n: n)
         vae.reparameterize(n: n, samples: L)
-        var stats = StepStats()
+        stats = StepStats()
         if let classifier, let labels {
             let sm = classifier.softmax
             let rows = b * L
@@ -391,6 +421,7 @@ public final class Trainer {
         meta["dataset"] = config.data.name
         meta["binarize"] = config.data.binarize
         meta["seed"] = "\(config.train.seed)"
+        meta["train_samples"] = "\(trainFeed.count)"
         var gathered: [(name: String, shape: [Int], data: [Float])]? = nil
         if let classifier {
             let o = config.objective
@@ -399,6 +430,7 @@ public final class Trainer {
             meta["label_assignment"] = o.labelAssignment
             meta["mi_estimator"] = o.miEstimator
             meta["softmax"] = o.softmax
+            meta["leaf_order"] = o.leafOrder
             if o.softmax == "tree" {
                 meta["tree_node_order"] = "preorder; node over leaves [lo, hi) splits at lo + ceil((hi - lo) / 2); P(left) = sigmoid(w.h + b)"
             }
