@@ -29,12 +29,12 @@ let package = Package(
 
         // Kernels, model, communicator, trainer, evaluation.
         .target(name: "VAEAS", dependencies: [
-            "CMPI", "COpenBLAS", "SafeTensors", "VAEASData", "VAEASConfig",
+            "CMPI", "COpenBLAS", "CZlib", "SafeTensors", "VAEASData", "VAEASConfig",
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         .executableTarget(name: "vaeas-dist", dependencies: [
-            "VAEAS", "VAEASConfig", "VAEASData",
+            "VAEAS", "VAEASConfig", "VAEASData", "SafeTensors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["VAEASConfig"]),
         .testTarget(name: "VAEASTests", dependencies: ["VAEAS"]),
         // Runs the built `vaeas-dist` binary, under mpirun where the test needs ranks.
-        .testTarget(name: "IntegrationTests", dependencies: ["vaeas-dist", "vaeas-mpi-check", "SafeTensors"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["vaeas-dist", "vaeas-mpi-check", "SafeTensors", "VAEAS"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,196 @@
+import ArgumentParser
+import Foundation
+import SafeTensors
+import VAEAS
+import VAEASData
+
+struct Reconstruct: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a PNG of test or training images next to their reconstructions.",
+        discussion: """
+        Takes the first --count images of the split, binarized statically (pixel ≥ 128), encodes them, \
+        decodes the posterior mean z = μ(x) (no sampling, so the picture is deterministic) and shows \
+        σ(logits) as grey levels. Rows of --columns originals alternate with the rows of their \
+        reconstructions, as in the paper's Figures 4–5. Prints the mean BCE of the reconstructions \
+        against the shown originals, in nats per image. Runs on rank 0 only.
+        """)
+
+    @Option(name: .long, help: "Checkpoint (model.safetensors) written by `vaeas-dist train`.")
+    var checkpoint: String
+
+    @Option(name: .long, help: "Directory of the dataset's IDX files (the dataset's folder, or its parent).")
+    var dataDir: String
+
+    @Option(name: .long, help: "Dataset name: \(DatasetCatalog.names.joined(separator: ", ")).")
+    var dataset = "binarized-mnist"
+
+    @Option(name: .long, help: ArgumentHelp("Split to take the images from: train or test (binarized-mnist also has valid).", valueName: "split"))
+    var split: String
+
+    @Option(name: .long, help: "Number of images (the first ones of the split).")
+    var count = 32
+
+    @Option(name: .long, help: "Images per grid row.")
+    var columns = 8
+
+    @Option(name: .long, help: "Output PNG file.")
+    var out: String
+
+    mutating func validate() throws {
+        try ImageOptions.validate(count: count, columns: columns, out: out)
+    }
+
+    func run() throws {
+        try Runtime.withCommunicator { comm in
+            _ = try comm.rootOnly { try write() }
+        }
+    }
+
+    private func write() throws {
+        let file = try ImageOptions.loadCheckpoint(checkpoint)
+        let shape = try Checkpoint.shape(of: file)
+        let data = try DatasetCatalog.load(name: dataset, split: split, directory: dataDir)
+        guard data.dimension == shape.input else {
+            throw ImageError("checkpoint \(checkpoint) has input_dim \(shape.input), but dataset \(dataset) (\(data.split)) "
+                             + "has \(data.images.rows)×\(data.images.cols) = \(data.dimension) pixels per image")
+        }
+        guard count <= data.count else {
+            throw ImageError("--count \(count) exceeds the \(data.count) images of \(dataset) \(data.split)")
+        }
+        let vae = VAE(shape: shape, capacity: count, samples: 1)
+        try Checkpoint.load(file, into: vae.store)
+
+        let d = shape.input
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: count * d)
+        defer { x.deallocate() }
+        let indices = (0..<Int32(count)).map { $0 }
+        // Static, so what is shown is exactly what was encoded and scored; the seed is unused.
+        let feed = DataFeed(dataset: data, binarization: .static, seed: 0, evaluation: true)
+        indices.withUnsafeBufferPointer { feed.fill(x, indices: $0, epoch: 0) }
+
+        vae.encode(x, n: count)
+        // ε = 0 makes z = μ; reparameterize also fills the per-image KL.
+        vae.eps.update(repeating: 0, count: count * shape.latent)
+        vae.reparameterize(n: count, samples: 1)
+        vae.decode(rows: count)
+        vae.reconstruction(x, n: count, samples: 1, gradScale: nil)
+        let meanBCE = (0..<count).reduce(0.0) { $0 + vae.recon[$1] } / Double(count)
+        let meanKL = (0..<count).reduce(0.0) { $0 + vae.kl[$1] } / Double(count)
+
+        let originals = (0..<count).map { Array(UnsafeBufferPointer(start: x + $0 * d, count: d)) }
+        let reconstructions = ImageOptions.decoderMeans(vae, rows: count)
+        // Each band is a row of originals, then the row of their reconstructions
+        // directly below; a short last band is padded with black tiles so that
+        // its reconstructions still start on a new grid row.
+        let perRow = min(columns, count)
+        let blank = [Float](repeating: 0, count: d)
+        var tiles: [[Float]] = []
+        for start in stride(from: 0, to: count, by: perRow) {
+            let end = min(start + perRow, count)
+            tiles += originals[start..<end]
+            tiles += Array(repeating: blank, count: perRow - (end - start))
+            tiles += reconstructions[start..<end]
+        }
+        let g = PNG.grid(images: tiles, rows: data.images.rows, cols: data.images.cols, columns: perRow)
+        try PNG.writeGray(path: out, width: g.width, height: g.height, pixels: g.pixels)
+        print("reconstruct: \(count) \(dataset) \(data.split) images, z = μ, mean BCE \(String(format: "%.2f", meanBCE)) nats "
+              + "(KL \(String(format: "%.2f", meanKL))), wrote \(out) (\(g.width)×\(g.height))")
+    }
+}
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a PNG of decoder means for latent codes drawn from the prior.",
+        discussion: """
+        Draws z ~ N(0, I) from the counter-based generator (seed --seed, purpose evaluationNoise), decodes \
+        it and shows σ(logits), the Bernoulli means, as grey levels. Images are square: the side is \
+        √input_dim of the checkpoint. Runs on rank 0 only.
+        """)
+
+    @Option(name: .long, help: "Checkpoint (model.safetensors) written by `vaeas-dist train`.")
+    var checkpoint: String
+
+    @Option(name: .long, help: "Number of samples.")
+    var count = 64
+
+    @Option(name: .long, help: "Images per grid row.")
+    var columns = 8
+
+    @Option(name: .long, help: "Seed of the prior draws (0 … 2³²−1).")
+    var seed = 0
+
+    @Option(name: .long, help: "Output PNG file.")
+    var out: String
+
+    mutating func validate() throws {
+        try ImageOptions.validate(count: count, columns: columns, out: out)
+        guard seed >= 0, seed <= Int(UInt32.max) else {
+            throw ValidationError("--seed must be in 0 … \(UInt32.max), got \(seed)")
+        }
+    }
+
+    func run() throws {
+        try Runtime.withCommunicator { comm in
+            _ = try comm.rootOnly { try write() }
+        }
+    }
+
+    private func write() throws {
+        let file = try ImageOptions.loadCheckpoint(checkpoint)
+        let shape = try Checkpoint.shape(of: file)
+        let side = Int(Double(shape.input).squareRoot().rounded())
+        guard side * side == shape.input else {
+            throw ImageError("checkpoint \(checkpoint) has input_dim \(shape.input), which is not a square image")
+        }
+        let vae = VAE(shape: shape, capacity: count, samples: 1)
+        try Checkpoint.load(file, into: vae.store)
+
+        let rng = Philox(seed: UInt32(seed), purpose: .evaluationNoise)
+        let dz = shape.latent
+        // The trainer's test-ELBO noise uses this purpose with c2 = epoch; c2 = 2³²−1
+        // is an epoch no run reaches, so prior draws never reuse those numbers.
+        for i in 0..<count {
+            rng.fillNormal(vae.z + i * dz, count: dz, c1: UInt32(i), c2: UInt32.max)
+        }
+        vae.decode(rows: count)
+        let images = ImageOptions.decoderMeans(vae, rows: count)
+        let g = PNG.grid(images: images, rows: side, cols: side, columns: min(columns, count))
+        try PNG.writeGray(path: out, width: g.width, height: g.height, pixels: g.pixels)
+        print("sample: \(count) draws of z ~ N(0, I) (seed \(seed)), wrote \(out) (\(g.width)×\(g.height))")
+    }
+}
+
+/// What `reconstruct` and `sample` share.
+enum ImageOptions {
+    static func validate(count: Int, columns: Int, out: String) throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
+        guard columns >= 1 else { throw ValidationError("--columns must be at least 1, got \(columns)") }
+        guard out.lowercased().hasSuffix(".png") else {
+            throw ValidationError("--out \(out): expected a file name ending in .png")
+        }
+    }
+
+    /// A missing file gets its own message: SafeTensors' read error is about
+    /// the format, and "not found" is the likelier mistake here.
+    static func loadCheckpoint(_ path: String) throws -> SafeTensorsFile {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw ImageError("\(path): checkpoint file not found (expected a model.safetensors written by `vaeas-dist train`)")
+        }
+        return try SafeTensorsFile.load(path: path)
+    }
+
+    /// σ(logits) of the decoder's first `rows` rows, one image each.
+    static func decoderMeans(_ vae: VAE, rows: Int) -> [[Float]] {
+        let d = vae.shape.input
+        let logits = vae.decoder.output
+        return (0..<rows).map { r in
+            (0..<d).map { p in 1 / (1 + expf(-logits[r * d + p])) }
+        }
+    }
+}
+
+struct ImageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
