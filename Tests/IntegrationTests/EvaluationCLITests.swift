@@ -34,6 +34,34 @@ final class EvaluationCLITests: XCTestCase {
         XCTAssertLessThan(evals[0]["nll"] as! Double, -(evals[0]["elbo"] as! Double))
     }
 
+    /// A VAE-AS checkpoint: eval adds the classifier's MI/MD/SC over the
+    /// training set (labels rebuilt from the metadata), the same at 1/2/3 ranks,
+    /// for the full and the tree softmax.
+    func testClassifierMetricsFromCheckpointAgreeAcrossRankCounts() throws {
+        for (softmax, estimator) in [("full", "entropy"), ("tree", "fano")] {
+            let out = CLI.temporaryDirectory("eval-vaeas-\(softmax)")
+            let trained = try CLI.run(smallArguments(out: out, extra: [
+                "--set", "objective.kind=vaeas", "--set", "objective.labels=300", "--set", "model.cls_layers=1",
+                "--set", "objective.softmax=\(softmax)", "--set", "objective.mi_estimator=\(estimator)",
+                "--set", "objective.label_assignment=random", "--set", "data.limit=900"]), ranks: 2)
+            XCTAssertEqual(trained.status, 0, trained.output)
+            var results: [[String: Any]] = []
+            for ranks in [1, 2, 3] {
+                let e = try CLI.run(["eval", "--checkpoint", out + "/model.safetensors", "--data-dir", CLI.sharedData,
+                                     "--limit", "100", "--iw-samples", "2", "--json"], ranks: ranks)
+                XCTAssertEqual(e.status, 0, e.output)
+                results.append(try JSONSerialization.jsonObject(with: Data(e.stdout.split(separator: "\n").last!.utf8)) as! [String: Any])
+            }
+            for r in results {
+                let mi = try XCTUnwrap(r["mi"] as? Double, "\(softmax): no mi in \(r)")
+                XCTAssertLessThanOrEqual(mi, log(300.0))
+                XCTAssertEqual(r["md"] as! Double, (r["kl_train"] as! Double) - mi, accuracy: 1e-9)
+                XCTAssertEqual(mi, results[0]["mi"] as! Double, accuracy: 1e-4 * max(1, abs(mi)), "\(softmax) mi across ranks")
+                XCTAssertEqual(r["sc"] as! Double, results[0]["sc"] as! Double, accuracy: 1e-4 * (results[0]["sc"] as! Double))
+            }
+        }
+    }
+
     func testEvalErrors() throws {
         let missing = try CLI.run(["eval", "--checkpoint", "/nonexistent/model.safetensors", "--data-dir", CLI.sharedData])
         XCTAssertNotEqual(missing.status, 0)
