@@ -158,9 +158,12 @@ public struct EvalConfig: Equatable, Sendable {
     /// 0 = never.
     public let every: Int
     public let batch: Int
+    /// 0 = no importance-weighted NLL during training.
+    public let iwSamples: Int
+    public let auThreshold: Double
 
-    public init(every: Int, batch: Int) {
-        self.every = every; self.batch = batch
+    public init(every: Int, batch: Int, iwSamples: Int, auThreshold: Double) {
+        self.every = every; self.batch = batch; self.iwSamples = iwSamples; self.auThreshold = auThreshold
     }
 }
 
@@ -291,7 +294,8 @@ public struct TrainConfig: Equatable, Sendable {
     }
 
     public var eval: EvalConfig {
-        EvalConfig(every: int("eval.every"), batch: int("eval.batch"))
+        EvalConfig(every: int("eval.every"), batch: int("eval.batch"), iwSamples: int("eval.iw_samples"),
+                   auThreshold: float("eval.au_threshold"))
     }
 
     // The stored values always have the table's type, so these cannot fail for table keys.

@@ -47,6 +47,9 @@ enum KeyTable {
 
         .int("eval.every", 1, min: 0, "Epochs between test-set evaluations; 0 = never."),
         .int("eval.batch", 500, min: 1, "Evaluation batch size."),
+        .int("eval.iw_samples", 0, min: 0, max: 1_000_000,
+             "Importance samples K for test NLL during training (0 = single-sample test ELBO only)."),
+        .float("eval.au_threshold", 0.01, min: 0, "Active-unit threshold on Var_x(mu_d(x))."),
     ]
 
     static let byKey: [String: KeyDescriptor] = Dictionary(uniqueKeysWithValues: all.map { ($0.key, $0) })

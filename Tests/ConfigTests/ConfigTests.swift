@@ -45,7 +45,7 @@ final class ConfigTests: XCTestCase {
                                                     leafOrder: "pca"))
         XCTAssertEqual(c.train, TrainingConfig(epochs: 5, batch: 128, lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8,
                                                seed: 0, samples: 1, maxSteps: 0, logEvery: 0, checkpointEvery: 1))
-        XCTAssertEqual(c.eval, EvalConfig(every: 1, batch: 500))
+        XCTAssertEqual(c.eval, EvalConfig(every: 1, batch: 500, iwSamples: 0, auThreshold: 0.01))
         XCTAssertNoThrow(try c.validate())
     }
 
@@ -58,7 +58,7 @@ final class ConfigTests: XCTestCase {
             "objective.label_assignment", "objective.mi_estimator", "objective.softmax", "objective.leaf_order",
             "train.epochs", "train.batch", "train.lr", "train.beta1", "train.beta2", "train.eps", "train.seed",
             "train.samples", "train.max_steps", "train.log_every", "train.checkpoint_every",
-            "eval.every", "eval.batch",
+            "eval.every", "eval.batch", "eval.iw_samples", "eval.au_threshold",
         ])
         let c = TrainConfig.defaults
         XCTAssertEqual(try c.value("model.latent"), .int(40))

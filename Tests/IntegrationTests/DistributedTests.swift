@@ -46,12 +46,12 @@ final class DistributedTests: XCTestCase {
     func testTwoRankRunWritesOutputsAndLoadableCheckpoint() throws {
         let out = CLI.temporaryDirectory("e2e")
         let r = try CLI.run(smallArguments(out: out, extra: ["--set", "train.epochs=2", "--set", "eval.every=1",
-                                                             "--set", "data.limit=2000"]), ranks: 2)
+                                                             "--set", "data.limit=2000", "--set", "eval.iw_samples=5"]), ranks: 2)
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.stdout.contains("epoch 2/2"), r.stdout)
         let metrics = try CLI.jsonLines(out + "/metrics.jsonl")
         XCTAssertEqual(metrics.count, 2)
-        for key in ["epoch", "ranks", "loss", "recon", "kl", "test_elbo", "samples_per_s", "seconds"] {
+        for key in ["epoch", "ranks", "loss", "recon", "kl", "test_elbo", "test_au", "test_nll", "samples_per_s", "seconds"] {
             XCTAssertNotNil(metrics[0][key], "metrics.jsonl lacks \(key)")
         }
         XCTAssertLessThan(metrics[1]["loss"] as! Double, metrics[0]["loss"] as! Double)

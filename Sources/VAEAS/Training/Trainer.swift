@@ -372,10 +372,13 @@ public final class Trainer {
     }
 
     /// Mean recon and KL over `feed` (single reparameterisation sample, fixed
-    /// noise), sharded over ranks and reduced: −ELBO = recon + KL.
-    public func evaluate(_ feed: DataFeed) -> (recon: Double, kl: Double) {
+    /// noise), sharded over ranks and reduced: −ELBO = recon + KL; and the
+    /// active units, dims with Var_x(μ_d(x)) ≥ `eval.au_threshold`.
+    public func evaluate(_ feed: DataFeed) -> (recon: Double, kl: Double, activeUnits: Int) {
         let part = BlockPartition(total: feed.count, parts: comm.size).range(comm.rank)
+        let d = vae.shape.latent
         var recon = 0.0, kl = 0.0
+        var moments = [Double](repeating: 0, count: 2 * d)
         let chunk = max(1, min(capacity, config.eval.batch))
         evalIndices.withUnsafeBufferPointer { all in
             var lo = part.lowerBound
@@ -386,6 +389,11 @@ public final class Trainer {
                 feed.fill(x, indices: idx, epoch: 0)
                 evalNoise.fill(vae.eps, indices: idx, epoch: 0)
                 vae.encode(x, n: n)
+                for i in 0..<(n * d) {
+                    let m = Double(vae.mu[i])
+                    moments[i % d] += m
+                    moments[d + i % d] += m * m
+                }
                 vae.reparameterize(n: n, samples: 1)
                 vae.decode(rows: n)
                 vae.reconstruction(x, n: n, samples: 1, gradScale: nil)
@@ -393,8 +401,10 @@ public final class Trainer {
                 lo = hi
             }
         }
-        let s = comm.sum([recon, kl])
-        return (s[0] / Double(feed.count), s[1] / Double(feed.count))
+        let s = comm.sum([recon, kl] + moments)
+        let count = Double(feed.count)
+        let au = (0..<d).filter { j in s[2 + d + j] / count - (s[2 + j] / count) * (s[2 + j] / count) >= config.eval.auThreshold }.count
+        return (s[0] / count, s[1] / count, au)
     }
 
     /// FNV-1a of the parameter bytes, as two exact 32-bit halves; equal max and
@@ -486,10 +496,18 @@ public final class Trainer {
             if evalDue, let testFeed {
                 let e0 = Date()
                 let ev = evaluate(testFeed)
-                evalSeconds = Date().timeIntervalSince(e0)
                 record.set("test_elbo", -(ev.recon + ev.kl))
                 record.set("test_recon", ev.recon)
                 record.set("test_kl", ev.kl)
+                record.set("test_au", ev.activeUnits)
+                if config.eval.iwSamples > 0 {
+                    let r = Evaluator.likelihood(parameters: vae.store, shape: vae.shape, feed: testFeed, comm: comm,
+                                                 iwSamples: config.eval.iwSamples, seed: seed,
+                                                 auThreshold: config.eval.auThreshold)
+                    record.set("test_nll", r.nll)
+                    record.set("iw_samples", r.iwSamples)
+                }
+                evalSeconds = Date().timeIntervalSince(e0)
             }
             guard replicasIdentical() else { throw ReplicaDivergenceError(epoch: epoch) }
             record.set("replicas_identical", true)
