@@ -266,6 +266,10 @@ def train_command(spec, row, args, epochs, out):
 def checkpoint_command(spec, args, sub, run, extra):
     cmd = launcher(args) + [sub, "--checkpoint", os.path.join(run, "model.safetensors"),
                             "--data-dir", data_dir_for(spec, args)]
+    # MI/MD/SC come from the run's metrics.jsonl; eval's own classifier pass
+    # over the training set would only repeat them (slowly, at V = N).
+    if sub == "eval":
+        cmd.append("--no-classifier")
     return cmd + extra
 
 
