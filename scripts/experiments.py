@@ -953,6 +953,15 @@ def cmd_report(args):
         for f in fs:
             lines.append(f"- {f}")
         lines.append("")
+    # The interpretation (why our trends differ) is written by hand and kept
+    # beside the specs; the facts above are recomputed on every report.
+    analysis = os.path.join(ROOT, "experiments", "ANALYSIS.md")
+    if os.path.exists(analysis):
+        lines.append("## Discussion")
+        lines.append("")
+        with open(analysis) as f:
+            lines.extend(f.read().rstrip().splitlines())
+        lines.append("")
     out = os.path.join(ROOT, args.out)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
