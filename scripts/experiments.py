@@ -372,7 +372,7 @@ def run_estimate_row(spec, row, args):
     out, est_s = run_logged(cmd, os.path.join(run, "estimate.log"), args.dry_run)
     if args.dry_run:
         return
-    lines = all_json(out)
+    lines = [j for j in all_json(out) if "samples" in j]
     if not lines:
         raise ExperimentError(f"estimate for {run}: no JSON lines in its output")
     with open(os.path.join(ROOT, run, "estimate.jsonl"), "w") as f:
@@ -787,6 +787,10 @@ def report_estimate(spec, lines, all_facts, plt):
             runs.append((row, read_json(os.path.join(row_dir(spec["name"], row["id"]), "done.json"))))
         else:
             lines.append(f"- {row['label']}: not run")
+    # `estimate` also prints a line for the classifier (classifier_mi, …); the
+    # Monte Carlo curve is the lines with a sample count.
+    for _, d in runs:
+        d["estimate"] = [e for e in d.get("estimate", []) if "samples" in e]
     if not runs:
         lines.append("")
         lines.append("Not run yet.")
