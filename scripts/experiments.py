@@ -429,10 +429,6 @@ def run_reconstruct(spec, args):
                        "--split", split, "--out", png]
                 if "--data-dir" in help_text:
                     cmd += ["--data-dir", data_dir_for(src, args)]
-                # The source experiment's dataset (Figure 5 is Omniglot), not reconstruct's default.
-                dataset = (src.get("set") or {}).get("data.name")
-                if dataset:
-                    cmd += ["--dataset", str(dataset)]
                 run_logged(cmd, os.path.join(RUNS, spec["name"], fig["id"], f"{row['id']}-{split}.log"), args.dry_run)
     return "done"
 

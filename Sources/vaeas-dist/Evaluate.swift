@@ -46,9 +46,8 @@ struct CheckpointData: ParsableArguments {
     /// The VAE's parameters and shape, and the split as a feed.
     func load(split: String) throws -> (store: ParameterStore, shape: VAEShape, feed: DataFeed, file: SafeTensorsFile) {
         let file = try SafeTensorsFile.load(path: checkpoint)
-        let shape = try Checkpoint.shape(of: file)
-        let vae = VAE(shape: shape, capacity: 1, samples: 1)
-        try Checkpoint.load(file, into: vae.store)
+        let vae = try Checkpoint.vae(from: file, capacity: 1)
+        let shape = vae.shape
         let name = dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
         let env = ProcessInfo.processInfo.environment["VAEAS_DATA_DIR"]
         let dir = dataDir ?? env ?? (name == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : nil)

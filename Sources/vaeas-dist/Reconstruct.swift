@@ -21,8 +21,8 @@ struct Reconstruct: ParsableCommand {
     @Option(name: .long, help: "Directory of the dataset's IDX files (the dataset's folder, or its parent).")
     var dataDir: String
 
-    @Option(name: .long, help: "Dataset name: \(DatasetCatalog.names.joined(separator: ", ")).")
-    var dataset = "binarized-mnist"
+    @Option(name: .long, help: "Dataset name: \(DatasetCatalog.names.joined(separator: ", ")) (default: the one the checkpoint was trained on).")
+    var dataset: String?
 
     @Option(name: .long, help: ArgumentHelp("Split to take the images from: train or test (binarized-mnist also has valid).", valueName: "split"))
     var split: String
@@ -49,6 +49,7 @@ struct Reconstruct: ParsableCommand {
     private func write() throws {
         let file = try ImageOptions.loadCheckpoint(checkpoint)
         let shape = try Checkpoint.shape(of: file)
+        let dataset = self.dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
         let data = try DatasetCatalog.load(name: dataset, split: split, directory: dataDir)
         guard data.dimension == shape.input else {
             throw ImageError("checkpoint \(checkpoint) has input_dim \(shape.input), but dataset \(dataset) (\(data.split)) "
@@ -57,8 +58,7 @@ struct Reconstruct: ParsableCommand {
         guard count <= data.count else {
             throw ImageError("--count \(count) exceeds the \(data.count) images of \(dataset) \(data.split)")
         }
-        let vae = VAE(shape: shape, capacity: count, samples: 1)
-        try Checkpoint.load(file, into: vae.store)
+        let vae = try Checkpoint.vae(from: file, capacity: count)
 
         let d = shape.input
         let x = UnsafeMutablePointer<Float>.allocate(capacity: count * d)
@@ -142,8 +142,7 @@ struct Sample: ParsableCommand {
         guard side * side == shape.input else {
             throw ImageError("checkpoint \(checkpoint) has input_dim \(shape.input), which is not a square image")
         }
-        let vae = VAE(shape: shape, capacity: count, samples: 1)
-        try Checkpoint.load(file, into: vae.store)
+        let vae = try Checkpoint.vae(from: file, capacity: count)
 
         let rng = Philox(seed: UInt32(seed), purpose: .evaluationNoise)
         let dz = shape.latent

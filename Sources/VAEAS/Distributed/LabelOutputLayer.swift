@@ -109,6 +109,23 @@ extension LabelOutputLayer {
 import Glibc
 #endif
 
+/// Draws one output row (weight `w`, h numbers, and its bias) from counter
+/// (tensorID, id): the same row gets the same values whatever the partition.
+/// Glorot: U(±√(6/(fanIn+fanOut))), zero bias; pytorch: U(±1/√h) for both.
+func initializeRow(_ w: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<Float>, width h: Int, fanOut: Int,
+                   rng: Philox, tensorID: UInt32, id: Int, scheme: Initialization) {
+    let bound: Float = scheme == .glorot ? (6 / Float(h + fanOut)).squareRoot() : 1 / Float(h).squareRoot()
+    rng.fillUniform(w, count: h, c1: tensorID, c2: UInt32(id))
+    for j in 0..<h { w[j] = (2 * w[j] - 1) * bound }
+    if scheme == .glorot {
+        bias.pointee = 0
+    } else {
+        var u: Float = 0
+        rng.fillUniform(&u, count: 1, c1: tensorID, c2: UInt32(id), c3: 1)
+        bias.pointee = (2 * u - 1) * bound
+    }
+}
+
 /// The checkpoint tensor `name`, checked against the expected shape.
 func checkpointTensor(_ file: SafeTensorsFile, _ name: String, shape: [Int]) throws -> [Float] {
     guard file.names.contains(name) else { throw CheckpointError(path: file.path, message: "missing tensor '\(name)'") }

@@ -101,20 +101,9 @@ public final class PartitionedSoftmax: LabelOutputLayer {
     /// Initialises the owned rows. Row e is drawn from counter (tensorID, e),
     /// so the full layer is the same whatever the number of ranks.
     public func initialize(rng: Philox, tensorID: UInt32, scheme: Initialization) {
-        let v = owned.count
-        for k in 0..<v {
-            let e = UInt32(owned.lowerBound + k)
-            let row = store.values + weight + k * width
-            rng.fillUniform(row, count: width, c1: tensorID, c2: e)
-            let bound: Float = scheme == .glorot ? (6 / Float(width + labels)).squareRoot() : 1 / Float(width).squareRoot()
-            for j in 0..<width { row[j] = (2 * row[j] - 1) * bound }
-            if scheme == .glorot {
-                store.values[bias + k] = 0
-            } else {
-                var u: Float = 0
-                rng.fillUniform(&u, count: 1, c1: tensorID, c2: e, c3: 1)
-                store.values[bias + k] = (2 * u - 1) * bound
-            }
+        for k in 0..<owned.count {
+            initializeRow(store.values + weight + k * width, bias: store.values + bias + k, width: width, fanOut: labels,
+                          rng: rng, tensorID: tensorID, id: owned.lowerBound + k, scheme: scheme)
         }
     }
 

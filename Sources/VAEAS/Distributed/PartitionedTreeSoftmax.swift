@@ -180,18 +180,10 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
     /// Row k of the local store is drawn from counter (tensorID, preorder id):
     /// the same node gets the same values whatever P is.
     public func initialize(rng: Philox, tensorID: UInt32, scheme: Initialization) {
-        let bound: Float = scheme == .glorot ? (6 / Float(width + 1)).squareRoot() : 1 / Float(width).squareRoot()
+        // A node is a binary classifier: fan-out 1.
         func fill(_ row: Int, _ id: Int) {
-            let w = store.values + weight + row * width
-            rng.fillUniform(w, count: width, c1: tensorID, c2: UInt32(id))
-            for j in 0..<width { w[j] = (2 * w[j] - 1) * bound }
-            if scheme == .glorot {
-                store.values[bias + row] = 0
-            } else {
-                var u: Float = 0
-                rng.fillUniform(&u, count: 1, c1: tensorID, c2: UInt32(id), c3: 1)
-                store.values[bias + row] = (2 * u - 1) * bound
-            }
+            initializeRow(store.values + weight + row * width, bias: store.values + bias + row, width: width, fanOut: 1,
+                          rng: rng, tensorID: tensorID, id: id, scheme: scheme)
         }
         for (k, id) in topIDs.enumerated() { fill(k, id) }
         for (i, u) in myUnits.enumerated() {

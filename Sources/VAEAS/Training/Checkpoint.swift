@@ -53,6 +53,14 @@ public enum Checkpoint {
                         encoderLayers: try int("enc_layers"), decoderLayers: try int("dec_layers"), activation: act)
     }
 
+    /// A VAE with the checkpoint's architecture and parameters, with buffers
+    /// for `capacity` data points × `samples` draws.
+    public static func vae(from file: SafeTensorsFile, capacity: Int, samples: Int = 1) throws -> VAE {
+        let vae = VAE(shape: try shape(of: file), capacity: capacity, samples: samples)
+        try load(file, into: vae.store)
+        return vae
+    }
+
     /// Loads parameters into `store`, checking every name and shape.
     public static func load(_ file: SafeTensorsFile, into store: ParameterStore) throws {
         for slot in store.slots {

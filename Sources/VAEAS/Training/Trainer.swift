@@ -465,13 +465,11 @@ public final class Trainer {
             let epochStart = Date()
             let perm = permutation(epoch: epoch)
             var total = StepStats()
-            var stepsDone = 0
             try perm.withUnsafeBufferPointer { p in
                 for s in 0..<stepsPerEpoch {
                     let range = (s * t.batch)..<min((s + 1) * t.batch, p.count)
                     let st = try step(UnsafeBufferPointer(rebasing: p[range]), epoch: epoch)
                     total.add(st)
-                    stepsDone += 1
                     if t.logEvery > 0 && globalStep % t.logEvery == 0 {
                         var r = JSONRecord()
                         r.set("step", globalStep); r.set("epoch", epoch)
