@@ -77,13 +77,12 @@ public struct DataConfig: Equatable, Sendable {
     public let name: String
     /// "" means: resolve from $VAEAS_DATA_DIR or the dataset's standard location.
     public let dir: String
-    /// "static" or "dynamic".
-    public let binarize: String
+    public let binarize: Binarization
     /// 0 = all training samples.
     public let limit: Int
     public let testSplit: String
 
-    public init(name: String, dir: String, binarize: String, limit: Int, testSplit: String) {
+    public init(name: String, dir: String, binarize: Binarization, limit: Int, testSplit: String) {
         self.name = name; self.dir = dir; self.binarize = binarize; self.limit = limit; self.testSplit = testSplit
     }
 }
@@ -95,35 +94,30 @@ public struct ModelConfig: Equatable, Sendable {
     public let encLayers: Int
     public let decLayers: Int
     public let clsLayers: Int
-    /// "tanh" or "relu".
-    public let activation: String
-    /// "glorot" or "pytorch".
-    public let initialization: String
+    public let activation: Activation
+    public let initialization: Initialization
 
-    public init(latent: Int, hidden: Int, encLayers: Int, decLayers: Int, clsLayers: Int, activation: String, initialization: String) {
+    public init(latent: Int, hidden: Int, encLayers: Int, decLayers: Int, clsLayers: Int, activation: Activation,
+                initialization: Initialization) {
         self.latent = latent; self.hidden = hidden; self.encLayers = encLayers; self.decLayers = decLayers; self.clsLayers = clsLayers; self.activation = activation; self.initialization = initialization
     }
 }
 
 /// The training objective.
 public struct ObjectiveConfig: Equatable, Sendable {
-    /// "vae" or "vaeas".
-    public let kind: String
+    public let kind: ObjectiveKind
     public let alpha: Double
     public let beta: Double
     /// 0 = one label per training sample.
     public let labels: Int
-    /// "modulo" or "random".
-    public let labelAssignment: String
-    /// "entropy", "ce" or "fano".
-    public let miEstimator: String
-    /// "full" or "tree".
-    public let softmax: String
-    /// "pca" or "index" (tree only).
-    public let leafOrder: String
+    public let labelAssignment: LabelAssignmentKind
+    public let miEstimator: MIEstimator
+    public let softmax: SoftmaxKind
+    /// Tree only.
+    public let leafOrder: LeafOrder
 
-    public init(kind: String, alpha: Double, beta: Double, labels: Int, labelAssignment: String, miEstimator: String, softmax: String,
-                leafOrder: String) {
+    public init(kind: ObjectiveKind, alpha: Double, beta: Double, labels: Int, labelAssignment: LabelAssignmentKind,
+                miEstimator: MIEstimator, softmax: SoftmaxKind, leafOrder: LeafOrder) {
         self.kind = kind; self.alpha = alpha; self.beta = beta; self.labels = labels; self.labelAssignment = labelAssignment; self.miEstimator = miEstimator; self.softmax = softmax
         self.leafOrder = leafOrder
     }
@@ -242,6 +236,11 @@ public struct TrainConfig: Equatable, Sendable {
         values[key] = value
     }
 
+    /// Sets a choice key to one of its cases.
+    public mutating func set<T: RawRepresentable>(_ key: String, choice: T) throws where T.RawValue == String {
+        try set(key, to: .string(choice.rawValue))
+    }
+
     /// The value of a "section.key".
     public func value(_ key: String) throws -> ConfigValue {
         _ = try TrainConfig.descriptor(key, source: nil, line: nil)
@@ -252,7 +251,7 @@ public struct TrainConfig: Equatable, Sendable {
     public func validate() throws {
         let o = objective
         // Only the vaeas objective uses the label softmax; for a plain VAE these keys are inert.
-        if o.kind == "vaeas" && o.softmax == "tree" && o.miEstimator == "entropy" {
+        if o.kind == .vaeas && o.softmax == .tree && o.miEstimator.needsAllProbabilities {
             throw ConfigError(
                 key: "objective.softmax", source: nil,
                 message: "objective.softmax=tree cannot be combined with objective.mi_estimator=entropy: "
@@ -269,21 +268,21 @@ public struct TrainConfig: Equatable, Sendable {
     }
 
     public var data: DataConfig {
-        DataConfig(name: str("data.name"), dir: str("data.dir"), binarize: str("data.binarize"),
+        DataConfig(name: str("data.name"), dir: str("data.dir"), binarize: choice("data.binarize"),
                    limit: int("data.limit"), testSplit: str("data.test_split"))
     }
 
     public var model: ModelConfig {
         ModelConfig(latent: int("model.latent"), hidden: int("model.hidden"), encLayers: int("model.enc_layers"),
                     decLayers: int("model.dec_layers"), clsLayers: int("model.cls_layers"),
-                    activation: str("model.activation"), initialization: str("model.init"))
+                    activation: choice("model.activation"), initialization: choice("model.init"))
     }
 
     public var objective: ObjectiveConfig {
-        ObjectiveConfig(kind: str("objective.kind"), alpha: float("objective.alpha"), beta: float("objective.beta"),
-                        labels: int("objective.labels"), labelAssignment: str("objective.label_assignment"),
-                        miEstimator: str("objective.mi_estimator"), softmax: str("objective.softmax"),
-                        leafOrder: str("objective.leaf_order"))
+        ObjectiveConfig(kind: choice("objective.kind"), alpha: float("objective.alpha"), beta: float("objective.beta"),
+                        labels: int("objective.labels"), labelAssignment: choice("objective.label_assignment"),
+                        miEstimator: choice("objective.mi_estimator"), softmax: choice("objective.softmax"),
+                        leafOrder: choice("objective.leaf_order"))
     }
 
     public var train: TrainingConfig {
@@ -306,6 +305,12 @@ public struct TrainConfig: Equatable, Sendable {
 
     private func float(_ key: String) -> Double {
         guard case let .float(v)? = values[key] else { preconditionFailure("\(key) is not a float key") }
+        return v
+    }
+
+    /// A choice key: its stored string is one of `T`'s raw values (the table's constraint says so).
+    private func choice<T: RawRepresentable>(_ key: String) -> T where T.RawValue == String {
+        guard let v = T(rawValue: str(key)) else { preconditionFailure("\(key) holds a value outside \(T.self)") }
         return v
     }
 

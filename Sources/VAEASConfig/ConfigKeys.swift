@@ -7,7 +7,7 @@ enum KeyTable {
                 "Dataset to train on."),
         .string("data.dir", "", .any,
                 "Dataset directory; \"\" means $VAEAS_DATA_DIR or the dataset's standard location."),
-        .string("data.binarize", "dynamic", .oneOf(["static", "dynamic"]),
+        .choice("data.binarize", Binarization.dynamic,
                 "Binarisation of grey-level images: fixed once (static) or resampled every epoch (dynamic)."),
         .int("data.limit", 0, min: 0, "Use only the first N training samples; 0 = all."),
         .string("data.test_split", "test", .nonEmpty, "Name of the split used for evaluation."),
@@ -16,21 +16,21 @@ enum KeyTable {
         .int("model.hidden", 500, min: 1, max: 65536, "Units per hidden layer."),
         .int("model.enc_layers", 2, min: 1, max: 64, "Hidden layers of the encoder."),
         .int("model.dec_layers", 5, min: 1, max: 64, "Hidden layers of the decoder."),
-        .int("model.cls_layers", 2, min: 0, max: 64, "Hidden layers of the label classifier (next milestone)."),
-        .string("model.activation", "tanh", .oneOf(["tanh", "relu"]), "Hidden-layer nonlinearity."),
-        .string("model.init", "glorot", .oneOf(["glorot", "pytorch"]),
+        .int("model.cls_layers", 2, min: 0, max: 64, "Hidden layers of the VAE-AS classifier s_ω(e|z) (its width is model.hidden)."),
+        .choice("model.activation", Activation.tanh, "Hidden-layer nonlinearity."),
+        .choice("model.init", Initialization.glorot,
                 "Weight initialisation: glorot (uniform, zero bias; Keras' Dense default) or pytorch (nn.Linear's U(±1/√in))."),
 
-        .string("objective.kind", "vae", .oneOf(["vae", "vaeas"]), "Plain ELBO (vae) or ELBO with the label term (vaeas)."),
+        .choice("objective.kind", ObjectiveKind.vae, "Plain ELBO (vae) or ELBO with the label term (vaeas)."),
         .float("objective.alpha", 1.0, min: 0, "Weight of the mutual-information term."),
         .float("objective.beta", 1.0, min: 0, "Weight of the KL term."),
         .int("objective.labels", 0, min: 0, "Number of surrogate labels; 0 = one label per training sample."),
-        .string("objective.label_assignment", "modulo", .oneOf(["modulo", "random"]),
+        .choice("objective.label_assignment", LabelAssignmentKind.modulo,
                 "How training samples are mapped to labels."),
-        .string("objective.mi_estimator", "entropy", .oneOf(["entropy", "ce", "fano"]),
+        .choice("objective.mi_estimator", MIEstimator.entropy,
                 "Estimator of the mutual information between z and the label."),
-        .string("objective.softmax", "full", .oneOf(["full", "tree"]), "Label softmax: dense or hierarchical."),
-        .string("objective.leaf_order", "pca", .oneOf(["pca", "index"]),
+        .choice("objective.softmax", SoftmaxKind.full, "Label softmax: dense or hierarchical."),
+        .choice("objective.leaf_order", LeafOrder.pca,
                 "Tree softmax only: leaves ordered by recursive PCA splits of the labels' mean images (pca), or by label (index)."),
 
         .int("train.epochs", 5, min: 1, "Passes over the training set."),
@@ -108,6 +108,12 @@ struct KeyDescriptor {
 
     static func string(_ key: String, _ def: String, _ constraint: Constraint, _ doc: String) -> KeyDescriptor {
         KeyDescriptor(key, .string, .string(def), constraint, doc)
+    }
+
+    /// A key whose value is one of `T`'s cases, written as its raw value.
+    static func choice<T: RawRepresentable & CaseIterable>(_ key: String, _ def: T, _ doc: String) -> KeyDescriptor
+        where T.RawValue == String {
+        KeyDescriptor(key, .string, .string(def.rawValue), .oneOf(T.allCases.map(\.rawValue)), doc)
     }
 
     /// What a valid value looks like, phrased to follow "expected".

@@ -16,7 +16,7 @@ struct CheckpointData: ParsableArguments {
     var dataset: String?
 
     @Option(name: .long, help: "Binarization, static or dynamic (default: the training one; dynamic draws one fixed sample).")
-    var binarize: String?
+    var binarize: Binarization?
 
     @Option(name: .long, help: "Use only the first N examples of the split (0 = all).")
     var limit = 0
@@ -26,20 +26,17 @@ struct CheckpointData: ParsableArguments {
 
     /// MI, MD and SC of the checkpoint's classifier over its training set (nil without one).
     func classifierSummary(file: SafeTensorsFile, comm: Communicator, batch: Int) throws -> [(String, Double)]? {
-        guard file.metadata["objective"] == "vaeas" else { return nil }
+        guard try CheckpointMetadata(file).model.classifier != nil else { return nil }
         let name = dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
         guard let dir = dataDir ?? ProcessInfo.processInfo.environment["VAEAS_DATA_DIR"]
                 ?? (name == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : nil) else { return nil }
         var train = try DatasetCatalog.load(name: name, split: "train", directory: dir)
         if let n = file.metadata["train_samples"].flatMap(Int.init) { train = train.prefix(n) }
-        let t = try Checkpoint.trainer(for: file, train: train, comm: comm, batch: batch)
-        return t.trainingSetSummary().filter { ["kl", "mi", "md", "sc"].contains($0.0) }
+        let step = try Checkpoint.step(for: file, train: train, comm: comm, batch: batch)
+        return step.trainingSetSummary().filter { ["kl", "mi", "md", "sc"].contains($0.0) }
     }
 
     func validate() throws {
-        if let binarize, Binarization(rawValue: binarize) == nil {
-            throw ValidationError("--binarize: '\(binarize)' is not one of static, dynamic")
-        }
         guard limit >= 0 else { throw ValidationError("--limit must be ≥ 0, got \(limit)") }
     }
 
@@ -58,7 +55,7 @@ struct CheckpointData: ParsableArguments {
         guard data.dimension == shape.input else {
             throw CheckpointError(path: checkpoint, message: "input_dim \(shape.input) does not match \(name)/\(split) images of \(data.dimension) pixels")
         }
-        let bin = Binarization(rawValue: binarize ?? file.metadata["binarize"] ?? "static") ?? .static
+        let bin = try binarize ?? CheckpointMetadata(file).binarize
         return (vae.store, shape, DataFeed(dataset: data, binarization: bin, seed: seed, evaluation: true), file)
     }
 }

@@ -70,8 +70,8 @@ struct Reconstruct: ParsableCommand {
 
         vae.encode(x, n: count)
         // ε = 0 makes z = μ; reparameterize also fills the per-image KL.
-        vae.eps.update(repeating: 0, count: count * shape.latent)
-        vae.reparameterize(n: count, samples: 1)
+        let zeroNoise = [Float](repeating: 0, count: count * shape.latent)
+        vae.reparameterize(eps: zeroNoise, n: count, samples: 1)
         vae.decode(rows: count)
         vae.reconstruction(x, n: count, samples: 1, gradScale: nil)
         let meanBCE = (0..<count).reduce(0.0) { $0 + vae.recon[$1] } / Double(count)
@@ -148,10 +148,11 @@ struct Sample: ParsableCommand {
         let dz = shape.latent
         // The trainer's test-ELBO noise uses this purpose with c2 = epoch; c2 = 2³²−1
         // is an epoch no run reaches, so prior draws never reuse those numbers.
-        for i in 0..<count {
-            rng.fillNormal(vae.z + i * dz, count: dz, c1: UInt32(i), c2: UInt32.max)
+        var codes = [Float](repeating: 0, count: count * dz)
+        codes.withUnsafeMutableBufferPointer { z in
+            for i in 0..<count { rng.fillNormal(z.baseAddress! + i * dz, count: dz, c1: UInt32(i), c2: UInt32.max) }
         }
-        vae.decode(rows: count)
+        vae.decode(codes, rows: count)
         let images = ImageOptions.decoderMeans(vae, rows: count)
         let g = PNG.grid(images: images, rows: side, cols: side, columns: min(columns, count))
         try PNG.writeGray(path: out, width: g.width, height: g.height, pixels: g.pixels)

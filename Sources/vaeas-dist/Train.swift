@@ -5,38 +5,28 @@ import VAEASConfig
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train a VAE (objective.kind=vae) data-parallel over the MPI ranks.",
+        abstract: "Train a VAE (objective.kind=vae) or VAE-AS (objective.kind=vaeas) data-parallel over the MPI ranks.",
         discussion: """
         Writes into --out: config.yaml (resolved), metrics.jsonl (one object per epoch),
         steps.jsonl (when train.log_every > 0) and model.safetensors.
         Without --config the embedded default runs: Fashion-MNIST from
         /usr/share/datasets/fashion-mnist, dynamically binarized (see `vaeas-dist show-config`).
+
+        Example:
+          mpirun -n 2 vaeas-dist train --config configs/mnist-vaeas-quick.yaml --data-dir ../shared/data --out runs/quick
         """)
 
-    @Option(name: .long, help: "YAML config file; keys not given keep their defaults (see `vaeas-dist show-config`).")
-    var config: String?
-
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override one key, e.g. --set model.latent=20 (repeatable).", valueName: "key=value"))
-    var overrides: [String] = []
+    @OptionGroup var options: ConfigOptions
 
     @Option(name: .long, help: "Output directory (default: runs/<dataset>-<date>-<time>).")
     var out: String?
 
-    @Option(name: .long, help: "Directory of the dataset's IDX files (overrides data.dir and $VAEAS_DATA_DIR).")
-    var dataDir: String?
-
     @Flag(name: .long, help: "Allow --out to be a directory that already holds a run's files (they are replaced).")
     var overwrite = false
 
-    mutating func validate() throws {
-        for o in overrides where !o.contains("=") {
-            throw ValidationError("--set \(o): expected key=value, e.g. --set train.epochs=10")
-        }
-    }
-
     func run() throws {
         try Runtime.withCommunicator { comm in
-            let config = try Runtime.loadConfig(path: self.config, overrides: overrides, dataDir: dataDir)
+            let config = try options.resolve()
             let data = try Runtime.loadData(config)
             let outDir = out ?? Train.defaultOutDirectory(config, comm: comm)
             let output: RunOutput? = try comm.rootOnly {
@@ -44,12 +34,12 @@ struct Train: ParsableCommand {
                 try o.writeConfig(config.yaml())
                 return o
             } ?? nil
-            let trainer = try Trainer(config: config, train: data.train, test: data.test, comm: comm, output: output)
+            let loop = try TrainingLoop.make(config: config, train: data.train, test: data.test, comm: comm, output: output)
             if comm.isRoot {
-                trainer.progress = Progress()
+                loop.progress = Progress()
                 print("vaeas-dist train: \(config.data.name) (\(data.train.count) samples), \(comm.size) rank(s), writing \(outDir)")
             }
-            try trainer.run()
+            try loop.run()
             if comm.isRoot { print("done: \(outDir)/model.safetensors") }
         }
     }
@@ -69,16 +59,13 @@ struct ShowConfig: ParsableCommand {
         commandName: "show-config",
         abstract: "Print the resolved config (the embedded default, or --config with --set overrides).")
 
-    @Option(name: .long, help: "YAML config file.")
-    var config: String?
-
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override one key (repeatable).", valueName: "key=value"))
-    var overrides: [String] = []
+    @OptionGroup var options: ConfigOptions
 
     func run() throws {
         do {
-            let c = try Runtime.loadConfig(path: config, overrides: overrides, dataDir: nil)
-            print(config == nil && overrides.isEmpty ? TrainConfig.embeddedDefaultYAML : c.yaml(), terminator: "")
+            let c = try options.resolve()
+            let plain = options.config == nil && options.overrides.isEmpty && options.dataDir == nil
+            print(plain ? TrainConfig.embeddedDefaultYAML : c.yaml(), terminator: "")
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)

@@ -54,18 +54,18 @@ for k in 0..<sm.owned.count {
     for j in 0..<h { sm.store.values[sm.weight + k * h + j] = W[(lo + k) * h + j] }
     sm.store.values[sm.bias + k] = bias[lo + k]
 }
-let layout = sm.layout(batch: B, samples: L)
 for (e, est) in MIEstimator.allCases.enumerated() {
-    for r in 0..<rows { sm.targets[r] = targets[r] }
     sm.store.zeroGrads()
     H.withUnsafeBufferPointer { hp in
-        sm.forward(hLocal: hp.baseAddress! + myRows.lowerBound * h, localRows: myRows.count, rows: rows, layout: layout)
+        targets.withUnsafeBufferPointer { t in
+            sm.forward(hLocal: hp.baseAddress! + myRows.lowerBound * h, localRows: myRows.count, targets: t, batch: B, samples: L)
+        }
     }
     for r in 0..<rows {
         record("cross_entropy", sm.crossEntropy[r], ce[r], scale: max(1, ce[r]))
         record("entropy", sm.entropy[r], ent[r], scale: max(1, ent[r]))
     }
-    sm.backward(ceScale: ceScale, miScale: miScale, estimator: est, layout: layout)
+    sm.backward(ceScale: ceScale, miScale: miScale, estimator: est)
     // Reference gradients wrt the logits.
     var gCE = [[Double]](repeating: [Double](repeating: 0, count: V), count: rows)
     var gMI = gCE
@@ -103,8 +103,8 @@ for (e, est) in MIEstimator.allCases.enumerated() {
         for c in 0..<h {
             var dce = 0.0, dmi = 0.0
             for j in 0..<V { dce += gCE[r][j] * Double(W[j * h + c]); dmi += gMI[r][j] * Double(W[j * h + c]) }
-            record("d_hidden_classifier", Double(sm.dHiddenCE[i * h + c]), dce, scale: 1e-2)
-            record("d_hidden_\(est.rawValue)", Double(sm.dHiddenMI[i * h + c]), dmi, scale: 1e-2)
+            record("d_hidden_classifier", Double(sm.rowGather.dHiddenCE[i * h + c]), dce, scale: 1e-2)
+            record("d_hidden_\(est.rawValue)", Double(sm.rowGather.dHiddenMI[i * h + c]), dmi, scale: 1e-2)
         }
     }
 }

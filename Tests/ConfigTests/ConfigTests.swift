@@ -37,12 +37,12 @@ final class ConfigTests: XCTestCase {
 
     func testDefaultsEqualTable() {
         let c = TrainConfig.defaults
-        XCTAssertEqual(c.data, DataConfig(name: "fashion-mnist", dir: "", binarize: "dynamic", limit: 0, testSplit: "test"))
+        XCTAssertEqual(c.data, DataConfig(name: "fashion-mnist", dir: "", binarize: .dynamic, limit: 0, testSplit: "test"))
         XCTAssertEqual(c.model, ModelConfig(latent: 40, hidden: 500, encLayers: 2, decLayers: 5, clsLayers: 2,
-                                            activation: "tanh", initialization: "glorot"))
-        XCTAssertEqual(c.objective, ObjectiveConfig(kind: "vae", alpha: 1.0, beta: 1.0, labels: 0,
-                                                    labelAssignment: "modulo", miEstimator: "entropy", softmax: "full",
-                                                    leafOrder: "pca"))
+                                            activation: .tanh, initialization: .glorot))
+        XCTAssertEqual(c.objective, ObjectiveConfig(kind: .vae, alpha: 1.0, beta: 1.0, labels: 0,
+                                                    labelAssignment: .modulo, miEstimator: .entropy, softmax: .full,
+                                                    leafOrder: .pca))
         XCTAssertEqual(c.train, TrainingConfig(epochs: 5, batch: 128, lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8,
                                                seed: 0, samples: 1, maxSteps: 0, logEvery: 0, checkpointEvery: 1))
         XCTAssertEqual(c.eval, EvalConfig(every: 1, batch: 500, iwSamples: 0, auThreshold: 0.01))
@@ -97,7 +97,7 @@ final class ConfigTests: XCTestCase {
               epochs: 2
             """)
         XCTAssertEqual(c.model.latent, 8)
-        XCTAssertEqual(c.model.activation, "relu")
+        XCTAssertEqual(c.model.activation, .relu)
         XCTAssertEqual(c.train.lr, 3e-4)
         XCTAssertEqual(c.train.epochs, 2)
         // untouched keys keep their defaults
@@ -164,7 +164,7 @@ final class ConfigTests: XCTestCase {
         try c.set("objective.alpha", to: .int(2))
         XCTAssertEqual(c.objective.alpha, 2.0)
         try c.set("objective.kind", to: .string("vaeas"))
-        XCTAssertEqual(c.objective.kind, "vaeas")
+        XCTAssertEqual(c.objective.kind, .vaeas)
         assertError(["model.latent", "expected an integer in 1…4096", "the string 'x'"]) {
             try c.set("model.latent", to: .string("x"))
         }

@@ -66,9 +66,10 @@ final class VAEASDistributedTests: XCTestCase {
             let m = run.metrics.last!
             XCTAssertEqual(m["replicas_identical"] as? Bool, true)
             XCTAssertEqual(m["labels"] as? Int, 1000)
-            let mi = m["mi"] as! Double
-            XCTAssertLessThanOrEqual(mi, log(1000.0) + 1e-9, "MI above log V")
-            XCTAssertEqual(m["md"] as! Double, (m["kl"] as! Double) - mi, accuracy: 1e-9, "MD = KL − MI")
+            for key in ["mi", "md", "sc"] {
+                let a = m[key] as! Double, r = ref.metrics.last![key] as! Double
+                XCTAssertLessThan(abs(a - r), 1e-3 * max(1, abs(r)), "epoch \(key) at \(k + 1) ranks: \(a) vs \(r)")
+            }
             // The gathered output layer is the same whatever the partition was.
             XCTAssertEqual(try run.checkpoint.shape(of: tensor), shape)
             XCTAssertEqual(try run.checkpoint.shape(of: "classifier.layers.0.weight"), [64, 8])

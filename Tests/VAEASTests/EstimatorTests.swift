@@ -43,33 +43,46 @@ final class EstimatorTests: XCTestCase {
 
     /// Trains a classifier (full or tree softmax) on fresh draws until it approximates q(x|z).
     func trainedClassifier(tree: Bool, rowsPerStep: Int, rng: inout TestRNG) -> (AuxiliaryClassifier, ParameterStore, UnsafeMutablePointer<Float>) {
-        let store = ParameterStore()
-        let cls = AuxiliaryClassifier(latent: d, hidden: 64, layers: 2, activation: .tanh, labels: n,
-                                      localRowCapacity: rowsPerStep, globalRowCapacity: rowsPerStep,
-                                      comm: LocalCommunicator(), store: store, tree: tree)
-        store.allocate()
-        cls.initialize(store.values, seed: 3, scheme: .glorot)
-        let sm = cls.softmax
+        let table = ParameterTable.classifierHidden(latent: d, width: 64, layers: 2)
+        let store = ParameterStore(table)
+        let cls = AuxiliaryClassifier(latent: d, store: store, activation: .tanh, labels: n, softmax: tree ? .tree : .full,
+                                      localRowCapacity: rowsPerStep, globalRowCapacity: rowsPerStep, comm: LocalCommunicator())
+        table.initialize(store, seed: 3, scheme: .glorot)
+        cls.output.initialize(rng: Philox(seed: 3, purpose: .parameterInit), scheme: .glorot)
         let adamHidden = Adam(count: store.count, lr: 3e-3)
         let z = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerStep * d)
-        let layout = sm.layout(batch: rowsPerStep, samples: 1)
+        var labels = [Int32](repeating: 0, count: rowsPerStep)
         for step in 0..<4000 {
-            draw(rowsPerStep, &rng, z: z, labels: sm.targets)
-            store.zeroGrads(); sm.zeroGrads()
-            cls.forward(z: z, localRows: rowsPerStep, rows: rowsPerStep, layout: layout, params: store.values)
+            labels.withUnsafeMutableBufferPointer { draw(rowsPerStep, &rng, z: z, labels: $0.baseAddress!) }
+            store.zeroGrads(); cls.output.zeroGrads()
+            labels.withUnsafeBufferPointer {
+                cls.forward(z: z, localRows: rowsPerStep, targets: $0, batch: rowsPerStep, samples: 1, params: store.values)
+            }
             cls.backward(z: z, localRows: rowsPerStep, ceScale: 1 / Float(rowsPerStep), miScale: 0, estimator: .ce,
-                         layout: layout, params: store.values, grads: store.grads)
+                         params: store.values, grads: store.grads)
             let lr: Float = step < 3000 ? 3e-3 : 1e-3
             adamHidden.lr = lr
             adamHidden.update(store.values, grads: store.grads)
-            sm.applyUpdate(lr: lr, beta1: 0.9, beta2: 0.999, eps: 1e-8)
+            cls.output.applyUpdate(lr: lr, beta1: 0.9, beta2: 0.999, eps: 1e-8)
         }
         return (cls, store, z)
+    }
+
+    /// Fresh (z, label) draws scored by the classifier.
+    func score(_ cls: AuxiliaryClassifier, _ store: ParameterStore, _ z: UnsafeMutablePointer<Float>, rows: Int,
+               rng: inout TestRNG) -> [Int32] {
+        var labels = [Int32](repeating: 0, count: rows)
+        labels.withUnsafeMutableBufferPointer { draw(rows, &rng, z: z, labels: $0.baseAddress!) }
+        labels.withUnsafeBufferPointer { cls.forward(z: z, localRows: rows, targets: $0, batch: rows, samples: 1, params: store.values) }
+        return labels
     }
 
     /// The tree reaches the full softmax's CE estimate where its splits are
     /// learnable: the labels go round the circle, so every subtree's leaf
     /// range is an arc of neighbouring posteriors.
+    /// Both classifiers are evaluated on the same 40 × 256 draws (the same
+    /// generator state), so the Monte Carlo noise is shared and the gap is the
+    /// fit: measured 0.3 % (1.7511 tree, 1.7459 full). 1 % is three times that.
     func testTreeMatchesFullSoftmaxEstimate() {
         let rowsPerStep = 256
         var estimates: [Double] = []
@@ -77,17 +90,14 @@ final class EstimatorTests: XCTestCase {
             var rng = TestRNG(77)
             let (cls, store, z) = trainedClassifier(tree: tree, rowsPerStep: rowsPerStep, rng: &rng)
             defer { z.deallocate() }
-            let sm = cls.softmax
-            let layout = sm.layout(batch: rowsPerStep, samples: 1)
             var hHat = 0.0
             for _ in 0..<40 {
-                draw(rowsPerStep, &rng, z: z, labels: sm.targets)
-                cls.forward(z: z, localRows: rowsPerStep, rows: rowsPerStep, layout: layout, params: store.values)
-                for r in 0..<rowsPerStep { hHat += sm.hHat(r, .ce) }
+                _ = score(cls, store, z, rows: rowsPerStep, rng: &rng)
+                for r in 0..<rowsPerStep { hHat += cls.output.hHat(r, .ce) }
             }
-            estimates.append(log(Double(n)) - hHat / Double(40 * rowsPerStep))
+            estimates.append(Estimators.mutualInformation(meanHHat: hHat / Double(40 * rowsPerStep), labels: n))
         }
-        XCTAssertEqual(estimates[1], estimates[0], accuracy: 0.04 * estimates[0], "tree vs full Î_ce: \(estimates)")
+        XCTAssertEqual(estimates[1], estimates[0], accuracy: 0.01 * estimates[0], "tree vs full Î_ce: \(estimates)")
         print("EstimatorTests: Î_ce full \(estimates[0]), tree \(estimates[1])")
     }
 
@@ -96,20 +106,21 @@ final class EstimatorTests: XCTestCase {
         var rng = TestRNG(77)
         let (cls, store, z) = trainedClassifier(tree: false, rowsPerStep: rowsPerStep, rng: &rng)
         defer { z.deallocate() }
-        let sm = cls.softmax as! PartitionedSoftmax
-        let layout = sm.layout(batch: rowsPerStep, samples: 1)
+        let sm = cls.output
         // Evaluate on fresh draws: estimators, and the exact quantities on the same z.
         var hHat: [MIEstimator: Double] = [:]
-        var exactMI = 0.0, exactMarginalKL = 0.0
+        var exactMI = 0.0, exactMarginalKL = 0.0, exactFanoHHat = 0.0
         let chunks = 80
         for _ in 0..<chunks {
-            draw(rowsPerStep, &rng, z: z, labels: sm.targets)
-            cls.forward(z: z, localRows: rowsPerStep, rows: rowsPerStep, layout: layout, params: store.values)
+            let labels = score(cls, store, z, rows: rowsPerStep, rng: &rng)
             for e in MIEstimator.allCases { for r in 0..<rowsPerStep { hHat[e, default: 0] += sm.hHat(r, e) } }
             for r in 0..<rowsPerStep {
                 let lq = logPosteriors(z + r * d)
                 let logQz = logSumExp(lq) - log(Double(n))          // log q(z), the aggregate posterior
-                exactMI += lq[Int(sm.targets[r])] - logQz            // log q(z|x_i) − log q(z)
+                let logPost = lq[Int(labels[r])] - logSumExp(lq)     // log q(x_i | z), eq. 10
+                exactMI += lq[Int(labels[r])] - logQz                // log q(z|x_i) − log q(z)
+                // Fano's Ĥ with the true posterior as the classifier: P_e = 1 − q(x_i|z).
+                exactFanoHHat += Estimators.fano(crossEntropy: -logPost, labels: n)
                 var zz = 0.0
                 for k in 0..<d { zz += Double(z[r * d + k] * z[r * d + k]) }
                 exactMarginalKL += logQz - (-0.5 * zz - Double(d) * 0.5 * log(2 * Double.pi))   // log q(z) − log p(z)
@@ -118,21 +129,28 @@ final class EstimatorTests: XCTestCase {
         let total = Double(chunks * rowsPerStep), logV = log(Double(n))
         exactMI /= total
         exactMarginalKL /= total
-        let estimate = hHat.mapValues { logV - $0 / total }
+        let estimate = hHat.mapValues { Estimators.mutualInformation(meanHHat: $0 / total, labels: n) }
+        let exactFano = Estimators.mutualInformation(meanHHat: exactFanoHHat / total, labels: n)
         let m = mu, s2 = Double(sigma * sigma)
         let meanKL = (0..<n).reduce(0.0) { acc, i in
             acc + 0.5 * (0..<d).reduce(0.0) { $0 + Double(m[i * d + $1] * m[i * d + $1]) + s2 - log(s2) - 1 }
         } / Double(n)
-        let report = "exact MI \(exactMI), exact KL(q(z)‖p(z)) \(exactMarginalKL), mean KL \(meanKL), estimates \(estimate)"
+        let report = "exact MI \(exactMI), exact KL(q(z)‖p(z)) \(exactMarginalKL), mean KL \(meanKL), "
+            + "Fano with the exact posterior \(exactFano), estimates \(estimate)"
         // The case is informative: well above 0, well below log V.
         XCTAssertGreaterThan(exactMI, 0.3 * logV, report)
         XCTAssertLessThan(exactMI, 0.9 * logV, report)
         // Sampled identity mean KL = MI + KL(q(z)‖p(z)) (appendix 7.1).
         XCTAssertEqual(exactMI + exactMarginalKL, meanKL, accuracy: 0.03 * meanKL, report)
         XCTAssertEqual(estimate[.entropy]!, exactMI, accuracy: 0.04 * exactMI, "entropy estimate within a few percent: \(report)")
+        // E[CE] ≥ H(x|z): Î_ce is the Barber–Agakov lower bound (up to the sampled MI's noise, 0.02),
+        // and with a converged classifier it is tight.
         XCTAssertLessThanOrEqual(estimate[.ce]!, exactMI + 0.02, "CE gives the Barber–Agakov lower bound: \(report)")
-        XCTAssertLessThanOrEqual(estimate[.fano]!, exactMI + 0.02, "Fano's Ĥ bounds H(q(x|z)) from above: \(report)")
-        for (e, v) in estimate { XCTAssertLessThanOrEqual(v, logV, "\(e) above log V: \(report)") }
+        XCTAssertGreaterThanOrEqual(estimate[.ce]!, 0.96 * exactMI, "a converged classifier's Î_ce is tight: \(report)")
+        // Fano's Ĥ (Theorem 3.3) from the trained classifier against the same Ĥ from the exact
+        // posterior q(x|z), computed independently (eq. 10) on the same z: both sides.
+        XCTAssertEqual(estimate[.fano]!, exactFano, accuracy: 0.05 * exactFano, "Fano from the classifier vs the exact posterior: \(report)")
+        XCTAssertGreaterThan(exactFano, 0.2 * logV, "the Fano case is informative: \(report)")
         let mdHat = meanKL - estimate[.entropy]!
         XCTAssertEqual(mdHat, exactMarginalKL, accuracy: 0.06 * exactMarginalKL, "MD̂ vs exact marginal KL: \(report)")
         print("EstimatorTests: \(report)")

@@ -6,9 +6,8 @@ import VAEAS
 final class GradientCheckTests: XCTestCase {
     func testLinearBackward() {
         var rng = TestRNG(1)
-        let store = ParameterStore()
-        let layer = Linear("l", in: 5, out: 4, store: store)
-        store.allocate()
+        let store = ParameterStore(ParameterTable([.init(name: "l", inFeatures: 5, outFeatures: 4, initStream: 0)]))
+        let layer = Linear("l", store: store)
         for i in 0..<store.count { store.values[i] = rng.uniform() }
         let rows = 3
         let x = pointer(rng.array(rows * 5))
@@ -125,17 +124,15 @@ final class GradientCheckTests: XCTestCase {
         for (act, L) in [(Activation.tanh, 1), (.relu, 3), (.tanh, 3)] {
             let shape = VAEShape(input: 10, latent: 3, hidden: 6, encoderLayers: 2, decoderLayers: 2, activation: act)
             let n = 4
-            let vae = VAE(shape: shape, capacity: n, samples: L)
-            vae.initialize(seed: 11)
+            let vae = VAE(shape: shape, capacity: n, samples: L, seed: 11)
             var rng = TestRNG(4)
             let x = rng.array(n * 10, 0, 1).map { $0 > 0.5 ? Float(1) : 0 }
             let eps = rng.array(n * L * 3, -2, 2)
-            for i in 0..<eps.count { vae.eps[i] = eps[i] }
             let scale = 1 / Float(n)
             func loss() -> Double {
                 x.withUnsafeBufferPointer { xp in
                     vae.encode(xp.baseAddress!, n: n)
-                    vae.reparameterize(n: n, samples: L)
+                    vae.reparameterize(eps: eps, n: n, samples: L)
                     vae.decode(rows: n * L)
                     vae.reconstruction(xp.baseAddress!, n: n, samples: L, gradScale: nil)
                 }
@@ -144,10 +141,10 @@ final class GradientCheckTests: XCTestCase {
             vae.store.zeroGrads()
             x.withUnsafeBufferPointer { xp in
                 vae.encode(xp.baseAddress!, n: n)
-                vae.reparameterize(n: n, samples: L)
+                vae.reparameterize(eps: eps, n: n, samples: L)
                 vae.decode(rows: n * L)
                 vae.reconstruction(xp.baseAddress!, n: n, samples: L, gradScale: scale)
-                vae.backward(xp.baseAddress!, n: n, samples: L, gradScale: scale)
+                vae.backward(xp.baseAddress!, eps: eps, n: n, samples: L, gradScale: scale)
             }
             var checked = 0, kinks = 0
             let base = loss()

@@ -23,9 +23,9 @@ final class TrainingTests: XCTestCase {
     /// A short in-process run on real binarized MNIST: the loss falls.
     func testLossFallsOnBinarizedMNIST() throws {
         let c = try smallConfig()
-        let trainer = try Trainer(config: c, train: try load(c), test: nil, comm: LocalCommunicator(), output: nil)
-        try trainer.run()
-        let losses = trainer.history.map { r -> Double in
+        let loop = try TrainingLoop.make(config: c, train: try load(c), test: nil, comm: LocalCommunicator(), output: nil)
+        try loop.run()
+        let losses = loop.history.map { r -> Double in
             guard case .double(let v)? = r.fields.first(where: { $0.0 == "loss" })?.1 else { return .nan }
             return v
         }
@@ -38,9 +38,9 @@ final class TrainingTests: XCTestCase {
     func testDeterministicPerSeed() throws {
         func run(_ seed: Int) throws -> Double {
             let c = try smallConfig(["train.seed=\(seed)", "train.max_steps=5"])
-            let t = try Trainer(config: c, train: try load(c), test: nil, comm: LocalCommunicator(), output: nil)
-            try t.run()
-            return t.parameterSum
+            let loop = try TrainingLoop.make(config: c, train: try load(c), test: nil, comm: LocalCommunicator(), output: nil)
+            try loop.run()
+            return loop.step.parameterSum
         }
         XCTAssertEqual(try run(3), try run(3))
         XCTAssertNotEqual(try run(3), try run(4))
@@ -48,10 +48,11 @@ final class TrainingTests: XCTestCase {
 
     func testNonFiniteParametersStopTheStep() throws {
         let c = try smallConfig()
-        let t = try Trainer(config: c, train: try load(c), test: nil, comm: LocalCommunicator(), output: nil)
-        t.vae.store.values[t.vae.store.slot(named: "decoder.out.bias")!.offset] = .nan
-        let perm = t.permutation(epoch: 1)
-        XCTAssertThrowsError(try perm.withUnsafeBufferPointer { try t.step(UnsafeBufferPointer(rebasing: $0[0..<50]), epoch: 1) }) {
+        let step = try DataParallelStep.make(config: c, train: try load(c), comm: LocalCommunicator())
+        let p = step.model.parameters
+        p.values[p.slot(named: "decoder.out.bias")!.offset] = .nan
+        let perm = step.permutation(epoch: 1)
+        XCTAssertThrowsError(try perm.withUnsafeBufferPointer { try step(UnsafeBufferPointer(rebasing: $0[0..<50]), epoch: 1) }) {
             XCTAssertTrue("\($0)".contains("non-finite loss at epoch 1, step 1"), "\($0)")
         }
     }
@@ -82,12 +83,14 @@ final class TrainingTests: XCTestCase {
 
     func testCheckpointRoundTripsNamesShapesAndMetadata() throws {
         let shape = VAEShape(input: 784, latent: 5, hidden: 7, encoderLayers: 2, decoderLayers: 3, activation: .relu)
-        let vae = VAE(shape: shape, capacity: 1, samples: 1)
-        vae.initialize(seed: 2)
+        let vae = VAE(shape: shape, capacity: 1, samples: 1, seed: 2)
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("ckpt-\(getpid()).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try Checkpoint.save(vae, objective: "vae", to: path)
+        let spec = ModelSpec(shape: shape, initialization: .glorot, seed: 2, objective: .vae, alpha: 1, beta: 1, classifier: nil)
+        let meta = CheckpointMetadata(model: spec, dataset: "binarized-mnist", binarize: .static, trainSamples: 100)
+        try Checkpoint.writer(for: vae.store, metadata: meta.entries).write(to: path)
         let file = try SafeTensorsFile.load(path: path)
+        XCTAssertEqual(try CheckpointMetadata(file), meta, "the metadata reads back as written")
         XCTAssertEqual(file.names, [
             "encoder.layers.0.weight", "encoder.layers.0.bias", "encoder.layers.1.weight", "encoder.layers.1.bias",
             "encoder.mu.weight", "encoder.mu.bias", "encoder.logvar.weight", "encoder.logvar.bias",
@@ -113,9 +116,8 @@ final class TrainingTests: XCTestCase {
 final class InitializationTests: XCTestCase {
     func testSchemesDrawWithinTheirBounds() {
         for scheme in Initialization.allCases {
-            let store = ParameterStore()
-            let l = Linear("l", in: 300, out: 100, store: store)
-            store.allocate()
+            let store = ParameterStore(ParameterTable([.init(name: "l", inFeatures: 300, outFeatures: 100, initStream: 0)]))
+            let l = Linear("l", store: store)
             l.initialize(store.values, rng: Philox(seed: 1, purpose: .parameterInit), tensorID: 0, scheme: scheme)
             let w = UnsafeBufferPointer(start: store.values + l.weight, count: 30_000)
             let b = UnsafeBufferPointer(start: store.values + l.bias, count: 100)

@@ -8,15 +8,16 @@ final class TreeSoftmaxTests: XCTestCase {
             let h = 5
             let tree = PartitionedTreeSoftmax(labels: labels, width: h, comm: LocalCommunicator(),
                                               globalRowCapacity: labels, localRowCapacity: labels)
-            tree.initialize(rng: Philox(seed: 9, purpose: .parameterInit), tensorID: 1, scheme: .pytorch)
+            tree.initialize(rng: Philox(seed: 9, purpose: .parameterInit), scheme: .pytorch)
             XCTAssertEqual(tree.nodeCount, labels - 1)
             var rng = TestRNG(UInt64(labels))
             let x = rng.array(h, -2, 2)
             // The same hidden vector on every row; row e asks for leaf e.
             let hLocal = (0..<labels).flatMap { _ in x }
-            for e in 0..<labels { tree.targets[e] = Int32(e) }
-            let layout = tree.layout(batch: labels, samples: 1)
-            hLocal.withUnsafeBufferPointer { tree.forward(hLocal: $0.baseAddress!, localRows: labels, rows: labels, layout: layout) }
+            let targets = (0..<labels).map { Int32($0) }
+            hLocal.withUnsafeBufferPointer { h in
+                targets.withUnsafeBufferPointer { tree.forward(hLocal: h.baseAddress!, localRows: labels, targets: $0, batch: labels, samples: 1) }
+            }
             let total = (0..<labels).reduce(0.0) { $0 + exp(-tree.crossEntropy[$1]) }
             XCTAssertEqual(total, 1, accuracy: 1e-5, "V = \(labels)")
             XCTAssertTrue((0..<labels).allSatisfy { tree.crossEntropy[$0] > 0 })
@@ -47,13 +48,13 @@ final class LeafOrderTests: XCTestCase {
         // Interleave the clusters so that label order says nothing about them.
         var points = [Float](repeating: 0, count: n * dim)
         for i in 0..<n { for j in 0..<dim { points[i * dim + j] = centres[i % 4][j] + rng.uniform(-1, 1) } }
-        let leafOf = LeafOrder.pca(points, count: n, dim: dim)
+        let leafOf = PCALeafOrder.leaves(points, count: n, dim: dim)
         XCTAssertEqual(Set(leafOf.map(Int.init)), Set(0..<n))
         // Depth-2 subtrees of the canonical tree over 100 leaves: [0,25), [25,50), [50,75), [75,100).
         for c in 0..<4 {
             let quarters = Set((0..<n).filter { $0 % 4 == c }.map { Int(leafOf[$0]) / perCluster })
             XCTAssertEqual(quarters.count, 1, "cluster \(c) is spread over subtrees \(quarters)")
         }
-        XCTAssertEqual(LeafOrder.pca(points, count: n, dim: dim), leafOf, "deterministic")
+        XCTAssertEqual(PCALeafOrder.leaves(points, count: n, dim: dim), leafOf, "deterministic")
     }
 }

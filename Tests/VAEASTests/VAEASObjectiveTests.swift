@@ -13,7 +13,7 @@ final class VAEASObjectiveTests: XCTestCase {
         return Dataset(name: "tiny", split: "train", images: IDXImages(path: "mem", count: 12, rows: 4, cols: 4, pixels: px), labels: nil)
     }
 
-    func trainer(_ sets: [String]) throws -> Trainer {
+    func trainer(_ sets: [String]) throws -> DataParallelStep {
         var c = TrainConfig.defaults
         for s in ["data.binarize=static", "model.latent=3", "model.hidden=6", "model.enc_layers=1", "model.dec_layers=1",
                   "model.cls_layers=1", "model.init=pytorch", "objective.kind=vaeas", "objective.labels=5",
@@ -21,7 +21,7 @@ final class VAEASObjectiveTests: XCTestCase {
             try c.set(s)
         }
         try c.validate()
-        return try Trainer(config: c, train: tinyDataset(), test: nil, comm: LocalCommunicator(), output: nil)
+        return try DataParallelStep.make(config: c, train: tinyDataset(), comm: LocalCommunicator())
     }
 
     let batch: [Int32] = [3, 0, 7, 11, 5, 8]
@@ -49,10 +49,10 @@ final class VAEASObjectiveTests: XCTestCase {
         try checkGradients(try trainer(["objective.labels=0", "objective.alpha=2", "objective.beta=0.5"]), label: "V=N")
     }
 
-    func checkGradients(_ t: Trainer, label: String) throws {
+    func checkGradients(_ t: DataParallelStep, label: String) throws {
         try batch.withUnsafeBufferPointer { b in
-            _ = t.accumulateGradients(b, epoch: 1)
-            let store = t.vae.store
+            _ = t.computeGradients(b, epoch: 1)
+            let store = t.model.parameters
             let grads = Array(store.gradBuffer)
             for slot in store.slots {
                 let classifierSlot = slot.name.hasPrefix("classifier")
@@ -66,7 +66,7 @@ final class VAEASObjectiveTests: XCTestCase {
                                   "\(label) \(slot.name)[\(j)]: fd \(fd) vs \(grads[i])")
                 }
             }
-            let sm = t.classifier!.softmax
+            let sm = t.model.classifier!.output
             let shard = Array(sm.store.gradBuffer)
             for i in 0..<sm.store.count {
                 let fd = centralDifference(sm.store.values, i, h: 3e-3) { t.losses(b, epoch: 1).classifierCE }
@@ -80,31 +80,60 @@ final class VAEASObjectiveTests: XCTestCase {
     func testMITermReachesTheEncoder() throws {
         func encoderGrads(_ alpha: Double) throws -> [Float] {
             let t = try trainer(["objective.alpha=\(alpha)", "objective.beta=1"])
-            _ = batch.withUnsafeBufferPointer { t.accumulateGradients($0, epoch: 1) }
-            let s = t.vae.store.slot(named: "encoder.layers.0.weight")!
-            return Array(UnsafeBufferPointer(start: t.vae.store.grads + s.offset, count: s.count))
+            _ = batch.withUnsafeBufferPointer { t.computeGradients($0, epoch: 1) }
+            let s = t.model.parameters.slot(named: "encoder.layers.0.weight")!
+            return Array(UnsafeBufferPointer(start: t.model.parameters.grads + s.offset, count: s.count))
         }
         let same = try encoderGrads(1), moved = try encoderGrads(3)
         let diff = zip(same, moved).map { abs($0 - $1) }.max()!
         XCTAssertGreaterThan(diff, 1e-4, "α ≠ β must change the encoder's gradient through Î")
     }
 
-    /// α = β = 1 is the plain ELBO: encoder and decoder gradients equal `vae`'s, bit for bit.
+    /// The replicated gradients of a run with these settings on the fixed batch.
+    func gradients(_ sets: [String]) throws -> (names: [ParameterSlot], grads: [Float]) {
+        let t = try trainer(sets)
+        _ = batch.withUnsafeBufferPointer { t.computeGradients($0, epoch: 1) }
+        return (t.model.parameters.slots, Array(t.model.parameters.gradBuffer))
+    }
+
+    /// α = β = 1 is the plain ELBO: encoder and decoder gradients equal `vae`'s,
+    /// bit for bit (at α = β the Î weight is 0 and the classifier only measures).
     func testAlphaEqualsBetaEqualsOneIsTheELBO() throws {
-        let a = try trainer(["objective.alpha=1", "objective.beta=1"])
-        let v = try trainer(["objective.kind=vae"])
-        _ = batch.withUnsafeBufferPointer { a.accumulateGradients($0, epoch: 1) }
-        _ = batch.withUnsafeBufferPointer { v.accumulateGradients($0, epoch: 1) }
+        let a = try gradients(["objective.alpha=1", "objective.beta=1"])
+        let v = try gradients(["objective.kind=vae"])
         var compared = 0
-        for slot in v.vae.store.slots {
-            let other = a.vae.store.slot(named: slot.name)!
+        for slot in v.names {
+            let other = a.names.first { $0.name == slot.name }!
             for j in 0..<slot.count {
-                XCTAssertEqual(a.vae.store.grads[other.offset + j], v.vae.store.grads[slot.offset + j], "\(slot.name)[\(j)]")
+                XCTAssertEqual(a.grads[other.offset + j], v.grads[slot.offset + j], "\(slot.name)[\(j)]")
                 compared += 1
             }
         }
-        XCTAssertEqual(compared, v.vae.store.count)
-        XCTAssertGreaterThan(a.vae.store.count, v.vae.store.count, "the VAE-AS store also holds the classifier's hidden layers")
+        XCTAssertEqual(compared, v.grads.count)
+        XCTAssertGreaterThan(a.grads.count, v.grads.count, "the VAE-AS store also holds the classifier's hidden layers")
+    }
+
+    /// With the Î path executed: ∂L_φθ = ∂(recon + β·KL) + (α − β)·∂Î, so the
+    /// encoder/decoder gradient minus `vae`'s is linear in α − β. A small
+    /// weight ε = 0.01 must give 1/100 of the difference at α − β = 1 (and
+    /// not 0, which a skipped path would give), for every estimator.
+    func testMIGradientScalesWithAlphaMinusBeta() throws {
+        for estimator in ["entropy", "ce", "fano"] {
+            let base = try gradients(["objective.kind=vae"])
+            let small = try gradients(["objective.alpha=1.01", "objective.beta=1", "objective.mi_estimator=\(estimator)"])
+            let unit = try gradients(["objective.alpha=2", "objective.beta=1", "objective.mi_estimator=\(estimator)"])
+            var num = 0.0, den = 0.0, largest = 0.0
+            for slot in base.names {
+                for j in 0..<slot.count {
+                    let g0 = Double(base.grads[slot.offset + j])
+                    let ds = Double(small.grads[slot.offset + j]) - g0, du = Double(unit.grads[slot.offset + j]) - g0
+                    num += ds * du; den += du * du; largest = max(largest, abs(du))
+                }
+            }
+            XCTAssertGreaterThan(largest, 1e-5, "\(estimator): α − β = 1 must move the encoder/decoder gradient")
+            // Least-squares slope of (small − vae) against (unit − vae).
+            XCTAssertEqual(num / den, 0.01, accuracy: 0.001, "\(estimator): the Î gradient is not (α − β)·∂Î")
+        }
     }
 
     func testRandomLabelAssignmentIsBalancedAndSeeded() {

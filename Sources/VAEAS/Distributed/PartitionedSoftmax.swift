@@ -3,32 +3,21 @@ import SafeTensors
 import Glibc
 #endif
 
-/// Which Ĥ_i the mutual-information estimate Î = log V − mean_i Ĥ_i uses
-/// (design doc, "Mutual information and marginal KL").
-public enum MIEstimator: String, Sendable, CaseIterable {
-    /// Ĥ = H(s_ω(·|z)) = −Σ_j p_j log p_j (eq. 13): needs every label's probability.
-    case entropy
-    /// Ĥ = CE = −log p_e: Î is then the Barber–Agakov lower bound on MI.
-    case ce
-    /// Ĥ = h(P_e) + P_e log(V − 1), P_e = 1 − p_e (Fano; Theorem 3.3).
-    case fano
-}
-
 /// The classifier's V-way output layer, partitioned by label rows across ranks
 /// (design doc, "The partitioned output layer"; Megatron-LM's
 /// vocabulary-parallel cross entropy).
 ///
 /// Rank r owns rows [⌊V·r/P⌋, ⌊V·(r+1)/P⌋) of W (V × h) and b, with their
-/// gradients, in `store`; no rank holds all V rows. One step:
-/// 1. allgather the local hidden rows → H (R × h), all R = B·L global rows;
+/// gradients and Adam moments; no rank holds all V rows. One step:
+/// 1. `RowGather.forward`: allgather the local hidden rows → H (R × h), all R = B·L global rows;
 /// 2. local logits ℓ_r = H W_rᵀ + b_r;
 /// 3. allreduce-MAX of each row's local max m;
-/// 4–5. one allreduce-SUM of [Σ e^{ℓ−m}, Σ e^{ℓ−m}(ℓ−m), ℓ_e − m] (3R floats),
-///    giving log Z, CE and the entropy on every rank;
-/// 6. local gradients wrt the owned rows, and dH = Σ_r dℓ_r W_r
-///    reduce-scattered back to the ranks that own the hidden rows.
+/// 4–5. one allreduce-SUM of [S = Σ e^{ℓ−m}, A = Σ e^{ℓ−m}(ℓ−m), ℓ_e − m] (3R floats),
+///    from which `Estimators` gives CE (eq. 12) and the entropy (eq. 13) on every rank;
+/// 6. local gradients wrt the owned rows, and dH = Σ_r dℓ_r W_r, returned to
+///    the ranks that own the hidden rows by `RowGather.backward` (reduce-scatter).
 /// Communication per step is O(R·h + R) floats whatever V is.
-public final class PartitionedSoftmax: LabelOutputLayer {
+public final class PartitionedSoftmax: PartitionedOutputLayer {
     public let labels: Int
     public let width: Int
     public let comm: Communicator
@@ -39,29 +28,19 @@ public final class PartitionedSoftmax: LabelOutputLayer {
     public let weight: Int
     public let bias: Int
     public let globalRowCapacity: Int
-    public let localRowCapacity: Int
+    public let rowGather: RowGather
 
-    let hFull: UnsafeMutablePointer<Float>      // R × h
     let logits: UnsafeMutablePointer<Float>     // R × V_r; becomes the Î gradient
     let probs: UnsafeMutablePointer<Float>      // R × V_r; becomes the CE gradient
     let rowMax: UnsafeMutablePointer<Float>     // R
-    let sums: UnsafeMutablePointer<Float>       // 3R: Σe, Σe(ℓ−m), ℓ_e − m
-    let dHPartial: UnsafeMutablePointer<Float>  // R × 2h
-    let dHLocal: UnsafeMutablePointer<Float>    // localRows × 2h
-    /// Gradients wrt this rank's hidden rows: of the classifier's CE and of the Î term.
-    public let dHiddenCE: UnsafeMutablePointer<Float>   // localRows × h
-    public let dHiddenMI: UnsafeMutablePointer<Float>   // localRows × h
+    let sums: UnsafeMutablePointer<Float>       // 3R: S, A, ℓ_e − m
+    let targets: UnsafeMutablePointer<Int32>    // R
     /// Per global row (identical on every rank after `forward`).
     public let crossEntropy: UnsafeMutablePointer<Double>
     public let entropy: UnsafeMutablePointer<Double>
-    public let targets: UnsafeMutablePointer<Int32>
     public private(set) var rows = 0
-    private var localRows = 0
-    private lazy var layouts = RowLayoutCache(ranks: comm.size, width: width)
+    private let arena = Arena()
     private var adam: Adam?
-
-    /// Bytes this rank sends per step (allgather + allreduces + reduce-scatter),
-    /// to set beside the V·h floats a replicated layer would allreduce.
     public private(set) var bytesSentLastStep = 0
 
     public init(labels: Int, width: Int, comm: Communicator, globalRowCapacity: Int, localRowCapacity: Int) {
@@ -72,55 +51,39 @@ public final class PartitionedSoftmax: LabelOutputLayer {
         partition = BlockPartition(total: labels, parts: comm.size)
         owned = partition.range(comm.rank)
         self.globalRowCapacity = globalRowCapacity
-        self.localRowCapacity = localRowCapacity
         let store = ParameterStore()
         weight = store.register("classifier.out.weight", shape: [owned.count, width])
         bias = store.register("classifier.out.bias", shape: [owned.count])
         store.allocate()
         self.store = store
+        rowGather = RowGather(comm: comm, width: width, globalRowCapacity: globalRowCapacity, localRowCapacity: localRowCapacity)
         let r = globalRowCapacity, v = max(owned.count, 1)
-        hFull = .allocate(capacity: r * width)
-        logits = .allocate(capacity: r * v)
-        probs = .allocate(capacity: r * v)
-        rowMax = .allocate(capacity: r)
-        sums = .allocate(capacity: 3 * r)
-        dHPartial = .allocate(capacity: r * 2 * width)
-        dHLocal = .allocate(capacity: localRowCapacity * 2 * width)
-        dHiddenCE = .allocate(capacity: localRowCapacity * width)
-        dHiddenMI = .allocate(capacity: localRowCapacity * width)
-        crossEntropy = .allocate(capacity: r)
-        entropy = .allocate(capacity: r)
-        targets = .allocate(capacity: r)
+        logits = arena.floats(r * v)
+        probs = arena.floats(r * v)
+        rowMax = arena.floats(r)
+        sums = arena.floats(3 * r)
+        targets = arena.int32s(r)
+        crossEntropy = arena.doubles(r)
+        entropy = arena.doubles(r)
     }
 
-    deinit {
-        for p in [hFull, logits, probs, rowMax, sums, dHPartial, dHLocal, dHiddenCE, dHiddenMI] { p.deallocate() }
-        crossEntropy.deallocate(); entropy.deallocate(); targets.deallocate()
-    }
-
-    /// Initialises the owned rows. Row e is drawn from counter (tensorID, e),
-    /// so the full layer is the same whatever the number of ranks.
-    public func initialize(rng: Philox, tensorID: UInt32, scheme: Initialization) {
+    public func initialize(rng: Philox, scheme: Initialization) {
         for k in 0..<owned.count {
             initializeRow(store.values + weight + k * width, bias: store.values + bias + k, width: width, fanOut: labels,
-                          rng: rng, tensorID: tensorID, id: owned.lowerBound + k, scheme: scheme)
+                          rng: rng, tensorID: InitStream.classifierOut, id: owned.lowerBound + k, scheme: scheme)
         }
     }
 
-    /// Row counts of a global batch of `batch` samples with `samples` rows each,
-    /// split over ranks as the batch is. Cached: a run has at most two batch sizes.
-    public func layout(batch: Int, samples: Int) -> RowLayout { layouts.layout(batch: batch, samples: samples) }
-
-    /// Steps 1–5 for `rows` global rows (this rank contributes `hLocal`,
-    /// `localRows` × h). `targets[0..<rows]` must hold every global row's label.
-    /// Fills `crossEntropy` and `entropy` per global row.
-    public func forward(hLocal: UnsafePointer<Float>, localRows: Int, rows: Int, layout: RowLayout) {
-        precondition(rows <= globalRowCapacity && localRows <= localRowCapacity)
+    /// Steps 1–5. Fills `crossEntropy` and `entropy` per global row.
+    public func forward(hLocal: UnsafePointer<Float>, localRows: Int, targets rowLabels: UnsafeBufferPointer<Int32>,
+                        batch: Int, samples: Int) {
+        rowGather.forward(hLocal, localRows: localRows, batch: batch, samples: samples)
+        let rows = batch * samples
+        precondition(rowLabels.count == rows)
         self.rows = rows
-        self.localRows = localRows
+        targets.update(from: rowLabels.baseAddress!, count: rows)
         let h = width, v = owned.count, lo = owned.lowerBound
-        comm.allgatherv(send: UnsafeBufferPointer(start: hLocal, count: localRows * h),
-                        receive: UnsafeMutableBufferPointer(start: hFull, count: rows * h), counts: layout.gather)
+        let hFull = rowGather.hidden
         // ℓ = H W_rᵀ + b_r
         let b = store.values + bias
         for r in 0..<rows { (logits + r * v).update(from: b, count: v) }
@@ -140,30 +103,22 @@ public final class PartitionedSoftmax: LabelOutputLayer {
         for r in 0..<rows {
             let s = Double(sums[r])
             let logS = log(s)
-            crossEntropy[r] = logS - Double(sums[2 * rows + r])
-            entropy[r] = logS - Double(sums[rows + r]) / s
+            crossEntropy[r] = Estimators.crossEntropy(logSumExp: logS, shiftedTargetLogit: Double(sums[2 * rows + r]))
+            entropy[r] = Estimators.entropy(logSumExp: logS, sumExp: s, sumExpShifted: Double(sums[rows + r]))
             let inv = Float(1 / s)
             let p = probs + r * v
             for j in 0..<v { p[j] *= inv }
         }
-        bytesSentLastStep = 4 * (localRows * h + rows + 3 * rows)
+        bytesSentLastStep = rowGather.bytesSent + (comm.size > 1 ? 4 * (rows + 3 * rows) : 0)
     }
 
-    /// Ĥ of global row r for `estimator`.
     @inline(__always)
     public func hHat(_ r: Int, _ estimator: MIEstimator) -> Double {
-        estimator == .entropy ? entropy[r] : hHatFromCrossEntropy(crossEntropy[r], estimator)
+        Estimators.hHat(estimator, crossEntropy: crossEntropy[r], entropy: entropy[r], labels: labels)
     }
 
-    /// P_e = 1 − e^{−CE}, kept inside (0, 1) so that h(P_e) and its derivative stay finite.
-    static func errorProbability(_ ce: Double) -> Double { min(max(-expm1(-ce), 1e-12), 1 - 1e-12) }
-    static func binaryEntropy(_ p: Double) -> Double { -p * log(p) - (1 - p) * log1p(-p) }
-
-    /// Step 6. Gradients of `ceScale · Σ_rows CE` into the owned rows (W_r, b_r)
-    /// and into the hidden rows (`dHiddenCE`); when `miScale` ≠ 0 also the
-    /// gradient of `miScale · Σ_rows Ĥ` into the hidden rows (`dHiddenMI`), with
-    /// W, b held fixed (their gradient from this term is not taken).
-    public func backward(ceScale: Float, miScale: Float, estimator: MIEstimator, layout: RowLayout) {
+    /// Step 6.
+    public func backward(ceScale: Float, miScale: Float, estimator: MIEstimator) {
         let h = width, v = owned.count, lo = owned.lowerBound, rows = self.rows
         let withMI = miScale != 0
         if withMI {
@@ -178,7 +133,7 @@ public final class PartitionedSoftmax: LabelOutputLayer {
                     for j in 0..<v { l[j] = -miScale * p[j] * (l[j] - mean) }
                 case .ce, .fano:
                     // Ĥ is a function of CE alone: dĤ/dℓ_j = dĤ/dCE · (p_j − δ_je).
-                    let coef = Float(hHatSlope(crossEntropy[r], estimator)) * miScale
+                    let coef = Float(Estimators.hHatSlope(estimator, crossEntropy: crossEntropy[r], labels: labels)) * miScale
                     for j in 0..<v { l[j] = coef * p[j] }
                     if owned.contains(e) { l[e - lo] -= coef }
                 }
@@ -191,6 +146,7 @@ public final class PartitionedSoftmax: LabelOutputLayer {
             let e = Int(targets[r])
             if owned.contains(e) { p[e - lo] -= ceScale }
         }
+        let hFull = rowGather.hidden
         let gW = store.grads + weight, gb = store.grads + bias
         BLAS.gemm(transA: true, transB: false, m: v, n: h, k: rows, a: probs, lda: max(v, 1),
                   b: hFull, ldb: h, beta: 1, c: gW, ldc: h)
@@ -199,7 +155,8 @@ public final class PartitionedSoftmax: LabelOutputLayer {
             for j in 0..<v { gb[j] += p[j] }
         }
         // dH partial sums, [CE | Î] side by side so one reduce-scatter carries both.
-        let w = withMI ? 2 * h : h
+        let w = rowGather.columns(withMI: withMI)
+        let dHPartial = rowGather.partial
         if v == 0 {
             dHPartial.update(repeating: 0, count: rows * w)
         } else {
@@ -210,10 +167,8 @@ public final class PartitionedSoftmax: LabelOutputLayer {
                           b: store.values + weight, ldb: h, beta: 0, c: dHPartial + h, ldc: w)
             }
         }
-        scatterHiddenGradients(comm, partial: dHPartial, received: dHLocal, rows: rows, localRows: localRows, width: h,
-                               withMI: withMI, layout: layout, ce: dHiddenCE, mi: dHiddenMI)
-        bytesSentLastStep += 4 * rows * w
-        if comm.size == 1 { bytesSentLastStep = 0 }
+        rowGather.backward(withMI: withMI)
+        bytesSentLastStep = rowGather.bytesSent + (comm.size > 1 ? 4 * (rows + 3 * rows) : 0)
     }
 
     public var ownedRows: Int { owned.count }
@@ -223,6 +178,7 @@ public final class PartitionedSoftmax: LabelOutputLayer {
     /// Dense Adam over the owned rows: every row has a gradient every step.
     public func applyUpdate(lr: Float, beta1: Float, beta2: Float, eps: Float) {
         if adam == nil { adam = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps) }
+        adam!.lr = lr   // a schedule may change it between steps
         adam!.update(store.values, grads: store.grads)
     }
 

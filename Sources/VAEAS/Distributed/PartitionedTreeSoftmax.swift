@@ -29,7 +29,7 @@ import Glibc
 /// SparseAdam rule (`torch.optim.SparseAdam`), which updates a node's moments
 /// only on the steps where it has a gradient, with bias correction from the
 /// global step count. Communication per step: O(R·h + 2^d·h) floats, whatever V is.
-public final class PartitionedTreeSoftmax: LabelOutputLayer {
+public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
     public let labels: Int
     public let width: Int
     public let comm: Communicator
@@ -50,16 +50,11 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
     public let weight: Int
     public let bias: Int
     public let globalRowCapacity: Int
-    public let localRowCapacity: Int
     let maxDepth: Int
+    public let rowGather: RowGather
 
-    let hFull: UnsafeMutablePointer<Float>
-    let dHPartial: UnsafeMutablePointer<Float>
-    let dHLocal: UnsafeMutablePointer<Float>
-    public let dHiddenCE: UnsafeMutablePointer<Float>
-    public let dHiddenMI: UnsafeMutablePointer<Float>
     public let crossEntropy: UnsafeMutablePointer<Double>
-    public let targets: UnsafeMutablePointer<Int32>
+    let targets: UnsafeMutablePointer<Int32>
     let negLogP: UnsafeMutablePointer<Float>      // R, summed over ranks
     /// Per owned row and path step: local node row, direction s = ±1 and σ(−s·t).
     let pathNode: UnsafeMutablePointer<Int32>
@@ -71,15 +66,11 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
     private var touchedCount = 0
     let stamp: UnsafeMutablePointer<Int32>
     private var stepStamp: Int32 = 0
-    // SparseAdam state.
-    let m: UnsafeMutablePointer<Float>
-    let v: UnsafeMutablePointer<Float>
-    private var optimizerStep = 0
+    /// SparseAdam (created at the first update, with that step's hyperparameters).
+    private var adam: Adam?
+    private let arena = Arena()
 
     public private(set) var rows = 0
-    private var localRows = 0
-    private var ownedRowsThisStep = 0
-    private lazy var layouts = RowLayoutCache(ranks: comm.size, width: width)
     public private(set) var bytesSentLastStep = 0
 
     public init(labels: Int, width: Int, comm: Communicator, globalRowCapacity: Int, localRowCapacity: Int) {
@@ -88,7 +79,6 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
         self.width = width
         self.comm = comm
         self.globalRowCapacity = globalRowCapacity
-        self.localRowCapacity = localRowCapacity
         var d = 0
         while (1 << d) < comm.size { d += 1 }
         topDepth = d
@@ -123,31 +113,17 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
         while (1 << depth) < labels { depth += 1 }
         maxDepth = depth
         let r = globalRowCapacity
-        hFull = .allocate(capacity: r * width)
-        dHPartial = .allocate(capacity: r * 2 * width)
-        dHLocal = .allocate(capacity: localRowCapacity * 2 * width)
-        dHiddenCE = .allocate(capacity: localRowCapacity * width)
-        dHiddenMI = .allocate(capacity: localRowCapacity * width)
-        crossEntropy = .allocate(capacity: r)
-        targets = .allocate(capacity: r)
-        negLogP = .allocate(capacity: r)
-        pathNode = .allocate(capacity: r * depth)
-        pathSign = .allocate(capacity: r * depth)
-        pathSig = .allocate(capacity: r * depth)
-        pathLength = .allocate(capacity: r)
-        touched = .allocate(capacity: max(next, 1))
-        stamp = .allocate(capacity: max(next, 1))
-        stamp.initialize(repeating: -1, count: max(next, 1))
-        m = .allocate(capacity: max(store.count, 1))
-        m.initialize(repeating: 0, count: max(store.count, 1))
-        v = .allocate(capacity: max(store.count, 1))
-        v.initialize(repeating: 0, count: max(store.count, 1))
-    }
-
-    deinit {
-        for p in [hFull, dHPartial, dHLocal, dHiddenCE, dHiddenMI, negLogP, pathSign, pathSig, m, v] { p.deallocate() }
-        crossEntropy.deallocate(); targets.deallocate(); pathNode.deallocate(); pathLength.deallocate()
-        touched.deallocate(); stamp.deallocate()
+        rowGather = RowGather(comm: comm, width: width, globalRowCapacity: r, localRowCapacity: localRowCapacity)
+        crossEntropy = arena.doubles(r)
+        targets = arena.int32s(r)
+        negLogP = arena.floats(r)
+        pathNode = arena.int32s(r * depth)
+        pathSign = arena.floats(r * depth)
+        pathSig = arena.floats(r * depth)
+        pathLength = arena.int32s(r)
+        touched = arena.int32s(next)
+        stamp = arena.int32s(next)
+        stamp.update(repeating: -1, count: max(next, 1))
     }
 
     /// Where the node over [lo, hi) splits: the left child gets the larger half.
@@ -179,7 +155,8 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
 
     /// Row k of the local store is drawn from counter (tensorID, preorder id):
     /// the same node gets the same values whatever P is.
-    public func initialize(rng: Philox, tensorID: UInt32, scheme: Initialization) {
+    public func initialize(rng: Philox, scheme: Initialization) {
+        let tensorID = InitStream.classifierOut
         // A node is a binary classifier: fan-out 1.
         func fill(_ row: Int, _ id: Int) {
             initializeRow(store.values + weight + row * width, bias: store.values + bias + row, width: width, fanOut: 1,
@@ -192,17 +169,17 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
         }
     }
 
-    public func layout(batch: Int, samples: Int) -> RowLayout { layouts.layout(batch: batch, samples: samples) }
-
     /// Allgather the hidden rows, walk the paths of the rows whose leaf this
     /// rank owns, and allreduce −log p.
-    public func forward(hLocal: UnsafePointer<Float>, localRows: Int, rows: Int, layout: RowLayout) {
-        precondition(rows <= globalRowCapacity && localRows <= localRowCapacity)
+    public func forward(hLocal: UnsafePointer<Float>, localRows: Int, targets rowLabels: UnsafeBufferPointer<Int32>,
+                        batch: Int, samples: Int) {
+        rowGather.forward(hLocal, localRows: localRows, batch: batch, samples: samples)
+        let rows = batch * samples
+        precondition(rowLabels.count == rows)
         self.rows = rows
-        self.localRows = localRows
+        targets.update(from: rowLabels.baseAddress!, count: rows)
         let h = width
-        comm.allgatherv(send: UnsafeBufferPointer(start: hLocal, count: localRows * h),
-                        receive: UnsafeMutableBufferPointer(start: hFull, count: rows * h), counts: layout.gather)
+        let hFull = rowGather.hidden
         let w = store.values + weight, b = store.values + bias
         for r in 0..<rows {
             let e = Int(targets[r])
@@ -235,22 +212,22 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
         }
         comm.allreduceSum(UnsafeMutableBufferPointer(start: negLogP, count: rows))
         for r in 0..<rows { crossEntropy[r] = Double(negLogP[r]) }
-        bytesSentLastStep = 4 * (localRows * h + rows)
+        bytesSentLastStep = rowGather.bytesSent + (comm.size > 1 ? 4 * rows : 0)
     }
 
     public func hHat(_ r: Int, _ estimator: MIEstimator) -> Double {
-        precondition(estimator != .entropy, "the tree gives one leaf's probability, not the entropy")
-        return hHatFromCrossEntropy(crossEntropy[r], estimator)
+        Estimators.hHat(estimator, crossEntropy: crossEntropy[r], entropy: nil, labels: labels)
     }
 
     /// d(−log p)/dt_v = −s·σ(−s·t_v) along the path. The CE gradient goes into
     /// the nodes (scaled by `ceScale`) and into h; the Î gradient (for `ce` and
     /// `fano` a multiple of the same per-row vector) into h only.
-    public func backward(ceScale: Float, miScale: Float, estimator: MIEstimator, layout: RowLayout) {
+    public func backward(ceScale: Float, miScale: Float, estimator: MIEstimator) {
         precondition(estimator != .entropy || miScale == 0, "the tree cannot give the entropy estimator's gradient")
         let h = width, rows = self.rows
         let withMI = miScale != 0
-        let cols = withMI ? 2 * h : h
+        let cols = rowGather.columns(withMI: withMI)
+        let hFull = rowGather.hidden, dHPartial = rowGather.partial
         stepStamp &+= 1
         touchedCount = 0
         let w = store.values + weight, gw = store.grads + weight, gb = store.grads + bias
@@ -260,7 +237,7 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
             if k == 0 { continue }
             let x = hFull + r * h
             let dce = dHPartial + r * cols
-            let miFactor = withMI ? miScale * Float(hHatSlope(crossEntropy[r], estimator)) : 0
+            let miFactor = withMI ? miScale * Float(Estimators.hHatSlope(estimator, crossEntropy: crossEntropy[r], labels: labels)) : 0
             for step in 0..<k {
                 let row = Int(pathNode[r * maxDepth + step])
                 let g = -pathSign[r * maxDepth + step] * pathSig[r * maxDepth + step]   // d(−log p)/dt
@@ -286,10 +263,8 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
             comm.allreduceSum(UnsafeMutableBufferPointer(start: gw, count: topCount * h))
             comm.allreduceSum(UnsafeMutableBufferPointer(start: gb, count: topCount))
         }
-        scatterHiddenGradients(comm, partial: dHPartial, received: dHLocal, rows: rows, localRows: localRows, width: h,
-                               withMI: withMI, layout: layout, ce: dHiddenCE, mi: dHiddenMI)
-        bytesSentLastStep += 4 * (rows * cols + topCount * (h + 1))
-        if comm.size == 1 { bytesSentLastStep = 0 }
+        rowGather.backward(withMI: withMI)
+        bytesSentLastStep = rowGather.bytesSent + (comm.size > 1 ? 4 * (rows + topCount * (h + 1)) : 0)
     }
 
     /// Zeroes only what the last step touched (and the replicated top).
@@ -317,21 +292,14 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
     /// SparseAdam: the rows with a gradient this step, and the replicated top
     /// rows whose summed gradient is non-zero (identically on every rank).
     public func applyUpdate(lr: Float, beta1: Float, beta2: Float, eps: Float) {
-        optimizerStep += 1
-        let bc1 = 1 - Float(Double(beta1).power(optimizerStep))
-        let bc2 = 1 - Float(Double(beta2).power(optimizerStep))
-        let stepSize = lr / bc1, invSqrtBc2 = 1 / bc2.squareRoot()
+        if adam == nil { adam = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps) }
+        let adam = self.adam!
+        adam.lr = lr   // a schedule may change it between steps
+        let s = adam.beginSparseStep()
         let h = width
-        func update(_ i: Int) {
-            let g = store.grads[i]
-            let mi = beta1 * m[i] + (1 - beta1) * g
-            let vi = beta2 * v[i] + (1 - beta2) * g * g
-            m[i] = mi; v[i] = vi
-            store.values[i] -= stepSize * mi / (vi.squareRoot() * invSqrtBc2 + eps)
-        }
         func updateRow(_ row: Int) {
-            for j in 0..<h { update(weight + row * h + j) }
-            update(bias + row)
+            adam.updateSparse(store.values, grads: store.grads, (weight + row * h)..<(weight + (row + 1) * h), s)
+            adam.updateSparse(store.values, grads: store.grads, (bias + row)..<(bias + row + 1), s)
         }
         for row in 0..<topCount {
             var any = store.grads[bias + row] != 0
@@ -395,4 +363,11 @@ public final class PartitionedTreeSoftmax: LabelOutputLayer {
     }
 
     public var memoryBytes: Int { 4 * (4 * store.count) + globalRowCapacity * maxDepth * 12 }
+
+    /// Why a tree cannot be built on `ranks` ranks (nil when it can): each rank
+    /// owns at least one subtree with an internal node, so V ≥ 2P.
+    public static func problem(labels: Int, ranks: Int) -> String? {
+        labels >= 2 * ranks ? nil
+            : "the tree softmax needs at least 2 labels per rank (V ≥ 2P), got V = \(labels) on P = \(ranks) ranks"
+    }
 }

@@ -57,8 +57,9 @@ public enum Evaluator {
         copyParameters(from: parameters, to: vae.store)
         let d = shape.latent
         let rng = Philox(seed: seed, purpose: .evaluationNoise)
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: perChunk * shape.input)
-        defer { x.deallocate() }
+        let inputs = Arena()
+        let x = inputs.floats(perChunk * shape.input)
+        let eps = inputs.floats(perChunk * kChunk * d)
         var lseMax = [Double](repeating: 0, count: perChunk), lseSum = [Double](repeating: 0, count: perChunk)
         var reconAcc = [Double](repeating: 0, count: perChunk)
         var sums = [Double](repeating: 0, count: 4 + 2 * d)   // nll, recon, kl, count, Σμ, Σμ²
@@ -84,10 +85,10 @@ public enum Evaluator {
                     let kk = min(kChunk, K - k0)
                     for (i, g) in idx.enumerated() {
                         for l in 0..<kk {
-                            rng.fillNormal(vae.eps + (i * kk + l) * d, count: d, c1: UInt32(g), c2: 0, c3: UInt32(k0 + l))
+                            rng.fillNormal(eps + (i * kk + l) * d, count: d, c1: UInt32(g), c2: 0, c3: UInt32(k0 + l))
                         }
                     }
-                    vae.reparameterize(n: n, samples: kk)
+                    vae.reparameterize(eps: eps, n: n, samples: kk)
                     vae.decode(rows: n * kk)
                     vae.reconstruction(x, n: n, samples: kk, gradScale: nil)
                     for i in 0..<n {
@@ -97,7 +98,7 @@ public enum Evaluator {
                             let r = i * kk + l
                             var zz = 0.0, ee = 0.0
                             for j in 0..<d {
-                                let z = Double(vae.z[r * d + j]), e = Double(vae.eps[r * d + j])
+                                let z = Double(vae.z[r * d + j]), e = Double(eps[r * d + j])
                                 zz += z * z; ee += e * e
                             }
                             // log w = log p(x|z) + log p(z) − log q(z|x); the 2π terms cancel.
@@ -153,8 +154,9 @@ public enum Evaluator {
         let chunk = 512
         let vae = VAE(shape: shape, capacity: chunk, samples: 1)
         copyParameters(from: parameters, to: vae.store)
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: chunk * shape.input)
-        defer { x.deallocate() }
+        let inputs = Arena()
+        let x = inputs.floats(chunk * shape.input)
+        let eps = inputs.floats(chunk * d)
         var muLocal = [Float](repeating: 0, count: mine.count * d), lvLocal = muLocal, zLocal = muLocal
         var logQii = [Double](repeating: 0, count: mine.count)
         var meanKL = 0.0
@@ -166,14 +168,14 @@ public enum Evaluator {
                 let idx = UnsafeBufferPointer(rebasing: all[lo..<hi])
                 feed.fill(x, indices: idx, epoch: 0)
                 vae.encode(x, n: n)
-                for (i, g) in idx.enumerated() { rng.fillNormal(vae.eps + i * d, count: d, c1: UInt32(g), c2: 1, c3: 0) }
-                vae.reparameterize(n: n, samples: 1)
+                for (i, g) in idx.enumerated() { rng.fillNormal(eps + i * d, count: d, c1: UInt32(g), c2: 1, c3: 0) }
+                vae.reparameterize(eps: eps, n: n, samples: 1)
                 for i in 0..<n {
                     let o = (lo - mine.lowerBound + i) * d
                     var ee = 0.0, lv = 0.0
                     for j in 0..<d {
                         muLocal[o + j] = vae.mu[i * d + j]; lvLocal[o + j] = vae.logvar[i * d + j]; zLocal[o + j] = vae.z[i * d + j]
-                        ee += Double(vae.eps[i * d + j] * vae.eps[i * d + j]); lv += Double(vae.logvar[i * d + j])
+                        ee += Double(eps[i * d + j] * eps[i * d + j]); lv += Double(vae.logvar[i * d + j])
                     }
                     // The diagonal exactly, from ε: log q(z_j|x_j) = −½|ε|² − ½Σ log σ² − (D/2) log 2π.
                     logQii[lo - mine.lowerBound + i] = -0.5 * ee - 0.5 * lv - 0.5 * Double(d) * log2pi

@@ -9,12 +9,16 @@ public struct Linear: Sendable {
     public let weight: Int
     public let bias: Int
 
-    public init(_ name: String, in inFeatures: Int, out outFeatures: Int, store: ParameterStore) {
+    /// The layer `name` of `store` (declared by its `ParameterTable`).
+    public init(_ name: String, store: ParameterStore) {
+        guard let w = store.slot(named: "\(name).weight"), let b = store.slot(named: "\(name).bias"), w.shape.count == 2 else {
+            preconditionFailure("ParameterStore has no Linear '\(name)'")
+        }
         self.name = name
-        self.inFeatures = inFeatures
-        self.outFeatures = outFeatures
-        weight = store.register("\(name).weight", shape: [outFeatures, inFeatures])
-        bias = store.register("\(name).bias", shape: [outFeatures])
+        inFeatures = w.shape[1]
+        outFeatures = w.shape[0]
+        weight = w.offset
+        bias = b.offset
     }
 
     /// Draws W (and b) from a counter-based stream keyed by `tensorID`, so
@@ -76,14 +80,4 @@ public struct Linear: Sendable {
         let f = 2 * Double(rows) * Double(inFeatures) * Double(outFeatures)
         return (f, inputGradient ? 2 * f : f)
     }
-}
-
-/// Weight initialisation (`model.init`).
-public enum Initialization: String, Sendable, CaseIterable {
-    /// Glorot & Bengio (2010) uniform, W ~ U(±√(6/(in+out))), b = 0: Keras'
-    /// `Dense` default. It keeps tanh activations from shrinking through the
-    /// paper's seven-layer encoder/decoder stacks.
-    case glorot
-    /// `torch.nn.Linear`'s default: W, b ~ U(±1/√in).
-    case pytorch
 }

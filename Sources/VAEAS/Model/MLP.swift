@@ -10,32 +10,19 @@ public final class MLP {
     public let outputs: [UnsafeMutablePointer<Float>]
     private let scratchA: UnsafeMutablePointer<Float>
     private let scratchB: UnsafeMutablePointer<Float>
+    private let arena = Arena()
 
-    /// `widths` = [in, h1, …, out]; layers are named `\(prefix).{i}` except the
-    /// last, which is named `lastName` when given (e.g. `decoder.out`).
-    public init(prefix: String, widths: [Int], lastName: String? = nil, activation: Activation,
-                activateLast: Bool, capacity: Int, store: ParameterStore) {
-        precondition(widths.count >= 2)
-        var layers: [Linear] = []
-        for i in 0..<(widths.count - 1) {
-            let isLast = i == widths.count - 2
-            let name = isLast && lastName != nil ? lastName! : "\(prefix).\(i)"
-            layers.append(Linear(name, in: widths[i], out: widths[i + 1], store: store))
-        }
-        self.layers = layers
+    /// The layers named `names` in `store` (declared by its `ParameterTable`), in order.
+    public init(_ names: [String], store: ParameterStore, activation: Activation, activateLast: Bool, capacity: Int) {
+        precondition(!names.isEmpty)
+        layers = names.map { Linear($0, store: store) }
         self.activation = activation
         self.activateLast = activateLast
         self.capacity = capacity
-        outputs = layers.map { .allocate(capacity: capacity * $0.outFeatures) }
-        let widest = widths.max()!
-        scratchA = .allocate(capacity: capacity * widest)
-        scratchB = .allocate(capacity: capacity * widest)
-    }
-
-    deinit {
-        outputs.forEach { $0.deallocate() }
-        scratchA.deallocate()
-        scratchB.deallocate()
+        outputs = layers.map { [arena] in arena.floats(capacity * $0.outFeatures) }
+        let widest = layers.map { Swift.max($0.inFeatures, $0.outFeatures) }.max()!
+        scratchA = arena.floats(capacity * widest)
+        scratchB = arena.floats(capacity * widest)
     }
 
     public var inFeatures: Int { layers.first!.inFeatures }
@@ -71,12 +58,6 @@ public final class MLP {
             layer.backward(dinp: target, accumulate: k == 0 && accumulateInput, dout: d, inp: inp,
                            rows: rows, params: params, grads: grads)
             if let t = target, k > 0 { d = t }
-        }
-    }
-
-    public func initialize(_ params: UnsafeMutablePointer<Float>, rng: Philox, firstTensorID: UInt32, scheme: Initialization) {
-        for (k, layer) in layers.enumerated() {
-            layer.initialize(params, rng: rng, tensorID: firstTensorID + UInt32(k), scheme: scheme)
         }
     }
 }

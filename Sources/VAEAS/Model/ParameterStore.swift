@@ -31,6 +31,16 @@ public final class ParameterStore {
         grads.deallocate()
     }
 
+    /// The tensors of `table` (`\(name).weight` [out, in], `\(name).bias` [out] per entry), in order, allocated.
+    public convenience init(_ table: ParameterTable) {
+        self.init()
+        for e in table.entries {
+            _ = register("\(e.name).weight", shape: [e.outFeatures, e.inFeatures])
+            _ = register("\(e.name).bias", shape: [e.outFeatures])
+        }
+        allocate()
+    }
+
     /// Reserves a tensor; returns its offset. Only before `allocate()`.
     public func register(_ name: String, shape: [Int]) -> Int {
         precondition(!sealed, "ParameterStore: register after allocate")

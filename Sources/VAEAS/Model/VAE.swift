@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// Sizes of the VAE (`model.*` in the config).
-public struct VAEShape: Sendable, Equatable {
+public struct VAEShape: Sendable, Equatable, Codable {
     public var input: Int
     public var latent: Int
     public var hidden: Int
@@ -21,12 +21,14 @@ public struct VAEShape: Sendable, Equatable {
 ///
 /// Encoder: `enc_layers` hidden layers, then two heads μ and log σ² (D each).
 /// Decoder: `dec_layers` hidden layers, then 784 Bernoulli logits.
-/// One step is `encode` → `reparameterize` → `decode` → `reconstruction` →
-/// `backward`; an auxiliary head (the VAE-AS classifier) reads `z` between
+/// One step is `encode` → `reparameterize(eps:)` → `decode` → `reconstruction`
+/// → `backward`; an auxiliary head (the VAE-AS classifier) reads `z` between
 /// `reparameterize` and `backward` and hands its gradient wrt z to `backward`.
+/// The caller owns the inputs (x and ε); the VAE owns its activations.
 public final class VAE {
     public let shape: VAEShape
-    /// Encoder and decoder parameters: replicated on every rank.
+    /// Encoder and decoder parameters (and, in a VAE-AS model, the classifier's
+    /// hidden layers): replicated on every rank.
     public let store: ParameterStore
     public let encoder: MLP
     public let muHead: Linear
@@ -36,11 +38,11 @@ public final class VAE {
     public let capacity: Int
     public let samplesCapacity: Int
 
+    /// Activations of the last forward (read-only for callers).
     public let mu: UnsafeMutablePointer<Float>        // capacity × D
     public let logvar: UnsafeMutablePointer<Float>    // capacity × D
-    public let eps: UnsafeMutablePointer<Float>       // capacity·L × D, filled by the caller
     public let z: UnsafeMutablePointer<Float>         // capacity·L × D
-    public let dz: UnsafeMutablePointer<Float>        // capacity·L × D
+    let dz: UnsafeMutablePointer<Float>               // capacity·L × D
     let dmu: UnsafeMutablePointer<Float>
     let dlogvar: UnsafeMutablePointer<Float>
     let dlogits: UnsafeMutablePointer<Float>          // capacity·L × input
@@ -50,54 +52,44 @@ public final class VAE {
     /// Per data point: −(1/L) Σ_l log p(x|z_l) and the analytic KL(q(z|x) ‖ p(z)).
     public let recon: UnsafeMutablePointer<Double>
     public let kl: UnsafeMutablePointer<Double>
+    private let arena = Arena()
 
-    /// Registers the parameters in `store`; with the default (a new store) it
-    /// is allocated here, a shared store is allocated by its owner once every
-    /// model part has registered (the VAE-AS classifier's hidden layers join it).
-    public init(shape: VAEShape, capacity: Int, samples: Int, store shared: ParameterStore? = nil) {
+    /// The VAE over `store`, which holds (at least) `ParameterTable.vae(shape)`;
+    /// activations for `capacity` data points × `samples` draws.
+    public init(shape: VAEShape, capacity: Int, samples: Int, store: ParameterStore) {
         self.shape = shape
         self.capacity = capacity
         samplesCapacity = samples
-        let store = shared ?? ParameterStore()
         self.store = store
+        let table = ParameterTable.vae(shape)
         let h = shape.hidden, d = shape.latent
-        encoder = MLP(prefix: "encoder.layers",
-                      widths: [shape.input] + Array(repeating: h, count: shape.encoderLayers),
-                      activation: shape.activation, activateLast: true, capacity: capacity, store: store)
-        muHead = Linear("encoder.mu", in: h, out: d, store: store)
-        logvarHead = Linear("encoder.logvar", in: h, out: d, store: store)
-        decoder = MLP(prefix: "decoder.layers",
-                      widths: [d] + Array(repeating: h, count: shape.decoderLayers) + [shape.input],
-                      lastName: "decoder.out", activation: shape.activation, activateLast: false,
-                      capacity: capacity * samples, store: store)
-        if shared == nil { store.allocate() }
+        encoder = MLP(table.entries(prefix: "encoder.layers.").map(\.name), store: store,
+                      activation: shape.activation, activateLast: true, capacity: capacity)
+        muHead = Linear("encoder.mu", store: store)
+        logvarHead = Linear("encoder.logvar", store: store)
+        decoder = MLP(table.entries(prefix: "decoder.").map(\.name), store: store,
+                      activation: shape.activation, activateLast: false, capacity: capacity * samples)
         let rowsL = capacity * samples
-        mu = .allocate(capacity: capacity * d)
-        logvar = .allocate(capacity: capacity * d)
-        dmu = .allocate(capacity: capacity * d)
-        dlogvar = .allocate(capacity: capacity * d)
-        eps = .allocate(capacity: rowsL * d)
-        z = .allocate(capacity: rowsL * d)
-        dz = .allocate(capacity: rowsL * d)
-        dlogits = .allocate(capacity: rowsL * shape.input)
-        dh = .allocate(capacity: capacity * h)
-        rowNLL = .allocate(capacity: rowsL)
-        recon = .allocate(capacity: capacity)
-        kl = .allocate(capacity: capacity)
+        mu = arena.floats(capacity * d)
+        logvar = arena.floats(capacity * d)
+        dmu = arena.floats(capacity * d)
+        dlogvar = arena.floats(capacity * d)
+        z = arena.floats(rowsL * d)
+        dz = arena.floats(rowsL * d)
+        dlogits = arena.floats(rowsL * shape.input)
+        dh = arena.floats(capacity * h)
+        rowNLL = arena.doubles(rowsL)
+        recon = arena.doubles(capacity)
+        kl = arena.doubles(capacity)
     }
 
-    deinit {
-        for p in [mu, logvar, dmu, dlogvar, eps, z, dz, dlogits, dh] { p.deallocate() }
-        rowNLL.deallocate(); recon.deallocate(); kl.deallocate()
-    }
-
-    /// Deterministic initialisation from `seed` (identical on every rank).
-    public func initialize(seed: UInt32, scheme: Initialization = .glorot) {
-        let rng = Philox(seed: seed, purpose: .parameterInit)
-        encoder.initialize(store.values, rng: rng, firstTensorID: 0, scheme: scheme)
-        muHead.initialize(store.values, rng: rng, tensorID: 100, scheme: scheme)
-        logvarHead.initialize(store.values, rng: rng, tensorID: 101, scheme: scheme)
-        decoder.initialize(store.values, rng: rng, firstTensorID: 200, scheme: scheme)
+    /// A stand-alone VAE with its own parameters (evaluation, tests), initialised from `seed`.
+    public convenience init(shape: VAEShape, capacity: Int, samples: Int, seed: UInt32 = 0,
+                            initialization: Initialization = .glorot) {
+        let table = ParameterTable.vae(shape)
+        let store = ParameterStore(table)
+        table.initialize(store, seed: seed, scheme: initialization)
+        self.init(shape: shape, capacity: capacity, samples: samples, store: store)
     }
 
     /// μ(x), log σ²(x) for `n` rows of x.
@@ -110,7 +102,7 @@ public final class VAE {
 
     /// z_{i,l} = μ_i + exp(½ log σ²_i) ⊙ ε_{i,l}, from `eps` (row i·L + l), and
     /// KL_i = ½ Σ_d (μ² + σ² − log σ² − 1).
-    public func reparameterize(n: Int, samples L: Int) {
+    public func reparameterize(eps: UnsafePointer<Float>, n: Int, samples L: Int) {
         let d = shape.latent
         for i in 0..<n {
             var k: Double = 0
@@ -132,6 +124,11 @@ public final class VAE {
         decoder.forward(z, rows: rows, params: UnsafePointer(store.values))
     }
 
+    /// Bernoulli logits for given latent codes (e.g. prior draws), into `decoder.output`.
+    public func decode(_ codes: UnsafePointer<Float>, rows: Int) {
+        decoder.forward(codes, rows: rows, params: UnsafePointer(store.values))
+    }
+
     /// recon_i = (1/L) Σ_l Σ_p BCE(logit, x); with `gradScale` s also
     /// dlogits = s/L · (σ(ℓ) − x), ready for `backward`.
     public func reconstruction(_ x: UnsafePointer<Float>, n: Int, samples L: Int, gradScale: Float?) {
@@ -149,7 +146,8 @@ public final class VAE {
     /// carries, already scaled) wrt the encoder and decoder parameters,
     /// accumulated into `store.grads`. `gradScale` s must match the one given to
     /// `reconstruction`; for the data-parallel mean it is 1/B_global.
-    public func backward(_ x: UnsafePointer<Float>, n: Int, samples L: Int, gradScale: Float,
+    /// `eps` must be the noise given to `reparameterize`.
+    public func backward(_ x: UnsafePointer<Float>, eps: UnsafePointer<Float>, n: Int, samples L: Int, gradScale: Float,
                          klWeight: Float = 1, extraDz: UnsafePointer<Float>? = nil) {
         let p = UnsafePointer(store.values), g = store.grads
         let d = shape.latent, rows = n * L

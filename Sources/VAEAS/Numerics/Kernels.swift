@@ -183,7 +183,4 @@ extension Kernels {
     }
 }
 
-/// Hidden-layer nonlinearity (`model.activation`).
-public enum Activation: String, Sendable, CaseIterable {
-    case tanh, relu
-}
+

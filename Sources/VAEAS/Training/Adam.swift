@@ -1,6 +1,12 @@
 /// Adam (Kingma & Ba 2015) over a flat buffer, in PyTorch's arithmetic
 /// (`torch.optim.Adam`, no weight decay): m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g²,
 /// p ← p − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε).
+///
+/// The one optimizer of every parameter kind: `update` is the dense step
+/// (replicated parameters, the full softmax's shard); `beginSparseStep` +
+/// `updateSparse` is `torch.optim.SparseAdam`'s rule (the tree's nodes): only
+/// the elements given move, their moments change only then, and the bias
+/// correction uses the global step count.
 public final class Adam {
     public let count: Int
     public var lr: Float
@@ -17,12 +23,40 @@ public final class Adam {
 
     deinit { m.deallocate(); v.deallocate() }
 
-    public func update(_ params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>) {
+    /// The step's scalars: lr/(1−β₁ᵗ) and 1/√(1−β₂ᵗ).
+    public struct StepScalars: Sendable {
+        public let stepSize: Float
+        public let invSqrtBc2: Float
+    }
+
+    private func advance() -> StepScalars {
         step += 1
         let bc1 = 1 - Float(Double(beta1).power(step))
         let bc2 = 1 - Float(Double(beta2).power(step))
-        let stepSize = lr / bc1
-        let invSqrtBc2 = 1 / bc2.squareRoot()
+        return StepScalars(stepSize: lr / bc1, invSqrtBc2: 1 / bc2.squareRoot())
+    }
+
+    /// Starts one sparse optimizer step; pass the result to each `updateSparse` of this step.
+    public func beginSparseStep() -> StepScalars { advance() }
+
+    /// SparseAdam on the elements `range` of the flat buffer (e.g. one tree node's row).
+    @inline(__always)
+    public func updateSparse(_ params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, _ range: Range<Int>,
+                             _ s: StepScalars) {
+        for i in range {
+            let g = grads[i]
+            let mi = beta1 * m[i] + (1 - beta1) * g
+            let vi = beta2 * v[i] + (1 - beta2) * g * g
+            m[i] = mi; v[i] = vi
+            params[i] -= s.stepSize * mi / (vi.squareRoot() * s.invSqrtBc2 + eps)
+        }
+    }
+
+    /// One dense step over every element.
+    public func update(_ params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>) {
+        let scalars = advance()
+        let stepSize = scalars.stepSize
+        let invSqrtBc2 = scalars.invSqrtBc2
         // Explicit 8-wide lanes: strict IEEE ordering keeps LLVM from
         // vectorizing the scalar loop, and this pass touches every parameter.
         typealias V = SIMD8<Float>

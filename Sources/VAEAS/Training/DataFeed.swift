@@ -1,13 +1,5 @@
 import VAEASData
 
-/// How 0–255 pixels become the {0, 1} targets of the Bernoulli decoder.
-public enum Binarization: String, Sendable, CaseIterable {
-    /// pixel ≥ 128 → 1, fixed.
-    case `static`
-    /// Bernoulli(pixel / 255), redrawn every epoch from the counter RNG
-    /// keyed by (seed, epoch, global sample index, pixel).
-    case dynamic
-}
 
 /// Turns dataset rows into float batches. Randomness is a function of the
 /// global sample index, never of the rank, so any rank count sees the same data.

@@ -4,7 +4,7 @@ import VAEASData
 /// Notation): `modulo` e_i = i mod V; `random` a seeded, balanced assignment
 /// e_i = π(i) mod V for a permutation π drawn from the run seed.
 public struct LabelAssignment: Sendable {
-    public enum Kind: String, Sendable, CaseIterable { case modulo, random }
+    public typealias Kind = LabelAssignmentKind
     public let labels: Int
     public let kind: Kind
     private let table: [Int32]
@@ -40,7 +40,7 @@ public struct LabelAssignment: Sendable {
             let inv = 1 / Float(counts[e])
             for j in 0..<d { means[e * d + j] *= inv }
         }
-        renaming = LeafOrder.pca(means, count: labels, dim: d)
+        renaming = PCALeafOrder.leaves(means, count: labels, dim: d)
     }
 
     @inline(__always)

@@ -11,9 +11,9 @@
 /// gets ⌈n/2⌉), so every subtree of the tree is one block. The loops run in a
 /// fixed order without threads: every rank, at any rank count, computes the
 /// same order.
-public enum LeafOrder {
+public enum PCALeafOrder {
     /// leafOf[label] for `count` vectors of `dim` floats (row-major).
-    public static func pca(_ vectors: [Float], count: Int, dim: Int) -> [Int32] {
+    public static func leaves(_ vectors: [Float], count: Int, dim: Int) -> [Int32] {
         var x = vectors
         var perm = (0..<count).map { Int32($0) }     // position → label
         var proj = [Float](repeating: 0, count: count)
