@@ -39,8 +39,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
-        // Worker the distributed tests launch under mpirun (not a product).
-        .executableTarget(name: "vaeas-mpi-check", dependencies: ["VAEAS"]),
+        // Worker the distributed tests launch under mpirun (not a product); also `step-dump`
+        // for the PyTorch cross-check (scripts/torch_crosscheck.py).
+        .executableTarget(name: "vaeas-mpi-check", dependencies: ["VAEAS", "VAEASConfig", "VAEASData", "SafeTensors"]),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "DataTests", dependencies: ["VAEASData"]),

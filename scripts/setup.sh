@@ -6,7 +6,9 @@
 #
 # 1. apt packages: Open MPI, OpenBLAS, zlib (linked by the Swift targets) and
 #    dataset-fashion-mnist (the default training data, /usr/share/datasets/fashion-mnist).
-# 2. Python's safetensors and numpy (the tests read our checkpoints with them).
+# 2. Python's safetensors and numpy (the tests read our checkpoints with them),
+#    and PyTorch 2.13.0 CPU-only in the same python3 (scripts/torch_crosscheck.py,
+#    run by TorchCrossCheckTests, recomputes a training step with autograd).
 # 3. swift build -c release  ->  .build/release/vaeas-dist
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +48,23 @@ else
     python3 -m pip install --quiet safetensors numpy \
         || die "pip could not install safetensors and numpy into $(command -v python3); install them (or use a venv) and rerun"
     python3 -c 'import safetensors, numpy' || die "safetensors/numpy still not importable by $(command -v python3) after pip install"
+fi
+
+# PyTorch, CPU-only: the `+cpu` local version is the wheel without CUDA (the
+# plain `torch` wheel pulls in gigabytes of CUDA libraries). pip finds it through
+# the configured find-links (or PyTorch's CPU index, with PIP_EXTRA_INDEX_URL).
+torch_version=2.13.0
+if python3 -c "import sys, torch; sys.exit(0 if torch.__version__.startswith('$torch_version') else 1)" >/dev/null 2>&1; then
+    say "python3 module present: torch $(python3 -c 'import torch; print(torch.__version__)')"
+else
+    say "installing PyTorch (CPU): python3 -m pip install --quiet 'torch==$torch_version+cpu'"
+    python3 -m pip install --quiet "torch==$torch_version+cpu" \
+        || die "pip could not install 'torch==$torch_version+cpu' (the CPU-only wheel) into $(command -v python3). \
+Make the wheel findable (pip's find-links, or PIP_EXTRA_INDEX_URL set to PyTorch's CPU wheel index) and rerun; \
+do not install the plain 'torch' wheel, which brings CUDA"
+    python3 -c "import sys, torch; sys.exit(0 if torch.__version__.startswith('$torch_version') else 1)" \
+        || die "torch $torch_version is still not importable by $(command -v python3) after pip install (found: $(python3 -c 'import torch; print(torch.__version__)' 2>&1 | tail -1))"
+    say "installed torch $(python3 -c 'import torch; print(torch.__version__)')"
 fi
 
 # --- 3. build -------------------------------------------------------------------

@@ -5,6 +5,11 @@
 import Foundation
 import VAEAS
 
+// `vaeas-mpi-check step-dump …`: one step's inputs, losses and gradients (StepDump.swift).
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "step-dump" {
+    exit(stepDump(Array(CommandLine.arguments.dropFirst(2))))
+}
+
 struct Rand {
     var s: UInt64
     mutating func next() -> Float {
