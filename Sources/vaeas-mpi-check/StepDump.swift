@@ -3,7 +3,7 @@
 // One training step's inputs, losses and gradients, for scripts/torch_crosscheck.py
 // (llm.c's test_gpt2: the same step recomputed by PyTorch autograd). Single
 // process (LocalCommunicator). Writes
-//   OUT/model.safetensors  the initial checkpoint (`Trainer.checkpointWriter`);
+//   OUT/model.safetensors  the initial checkpoint (`VAEASModel.checkpointWriter`);
 //   OUT/step.safetensors   float32: input.x [B, 784] (the binarized inputs as fed),
 //                          input.eps [B·L, D] (row i·L + l), input.labels [B·L] (VAE-AS),
 //                          loss.recon, loss.kl, loss.objective (and loss.ce, loss.hhat
@@ -48,28 +48,33 @@ func stepDump(_ arguments: [String]) -> Int32 {
         try config.validate()
         let train = try DatasetCatalog.load(name: config.data.name, split: "train", directory: dataDir)
             .prefix(config.data.limit)
-        let trainer = try Trainer(config: config, train: train, test: nil, comm: LocalCommunicator(), output: nil)
-        let batch = Array(trainer.permutation(epoch: 1).prefix(config.train.batch))
-        for _ in 0..<steps { try batch.withUnsafeBufferPointer { _ = try trainer.step($0, epoch: 1) } }
+        let step = try DataParallelStep.make(config: config, train: train, comm: LocalCommunicator())
+        let model = step.model
+        let batch = Array(step.permutation(epoch: 1).prefix(config.train.batch))
+        for _ in 0..<steps { try batch.withUnsafeBufferPointer { _ = try step($0, epoch: 1) } }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        try trainer.checkpointWriter()!.write(to: out + "/model.safetensors")
-        let (stats, _) = batch.withUnsafeBufferPointer { trainer.accumulateGradients($0, epoch: 1) }
+        let metadata = CheckpointMetadata(model: model.spec, dataset: config.data.name, binarize: config.data.binarize,
+                                          trainSamples: train.count)
+        try model.checkpointWriter(metadata: metadata)!.write(to: out + "/model.safetensors")
+        let (stats, _) = batch.withUnsafeBufferPointer { step.computeGradients($0, epoch: 1) }
         let b = batch.count, L = config.train.samples, d = config.model.latent, dim = train.dimension
-        var x = [Float](repeating: 0, count: b * dim)
-        x.withUnsafeMutableBufferPointer { xp in
-            batch.withUnsafeBufferPointer { trainer.trainFeed.fill(xp.baseAddress!, indices: $0, epoch: 1) }
+        // The step's inputs for this (batch, epoch), redrawn: both are functions of the sample index.
+        var x = [Float](repeating: 0, count: b * dim), eps = [Float](repeating: 0, count: b * L * d)
+        batch.withUnsafeBufferPointer { idx in
+            x.withUnsafeMutableBufferPointer { step.feed.fill($0.baseAddress!, indices: idx, epoch: 1) }
+            eps.withUnsafeMutableBufferPointer { step.noise.fill($0.baseAddress!, indices: idx, epoch: 1) }
         }
         var w = SafeTensorsWriter()
         w.metadata = ["format": "vaeas-step-dump/1", "epoch": "1", "batch": "\(b)", "samples": "\(L)", "steps_before": "\(steps)",
                       "indices": batch.map(String.init).joined(separator: ",")]
         try w.add("input.x", shape: [b, dim], data: x)
-        try w.add("input.eps", shape: [b * L, d], data: Array(UnsafeBufferPointer(start: trainer.vae.eps, count: b * L * d)))
+        try w.add("input.eps", shape: [b * L, d], data: eps)
         try w.add("loss.recon", shape: [1], data: [Float(stats.recon / Double(stats.count))])
         try w.add("loss.kl", shape: [1], data: [Float(stats.kl / Double(stats.count))])
         // recon + α·Î + β·MD̂ (for `vae`, recon + KL): the value whose gradients follow.
-        try w.add("loss.objective", shape: [1], data: [Float(trainer.weights.summary(stats)[0].1)])
-        var stores = [trainer.vae.store]
-        if let classifier = trainer.classifier, let labels = trainer.labels {
+        try w.add("loss.objective", shape: [1], data: [Float(model.objective.value(stats).objective)])
+        var stores = [model.parameters]
+        if let classifier = model.classifier, let labels = model.labels {
             try w.add("input.labels", shape: [b * L],
                       data: batch.flatMap { i in Array(repeating: Float(labels.label(of: i)), count: L) })
             try w.add("loss.ce", shape: [1], data: [Float(stats.crossEntropy / Double(stats.rows))])
@@ -77,7 +82,7 @@ func stepDump(_ arguments: [String]) -> Int32 {
             // At one rank the local rows are the whole layer: label order (full softmax) or
             // preorder (tree; no replicated top, one unit rooted at node 0). Checked here:
             // the store must equal the gathered checkpoint tensors, name for name.
-            let sm = classifier.softmax
+            let sm = classifier.output
             for t in sm.gatheredTensors() ?? [] {
                 guard let slot = sm.store.slot(named: t.name), slot.shape == t.shape,
                       Array(UnsafeBufferPointer(start: sm.store.values + slot.offset, count: slot.count)) == t.data
