@@ -27,11 +27,29 @@ let package = Package(
         .target(name: "VAEASData", dependencies: ["CZlib"]),
         .target(name: "VAEASConfig", dependencies: ["Yams"]),
 
-        // Kernels, model, communicator, trainer, evaluation.
-        .target(name: "VAEAS", dependencies: [
-            "CMPI", "COpenBLAS", "CZlib", "SafeTensors", "VAEASData", "VAEASConfig",
+        // The layers of the trainer, each a module, so that the build enforces who may use what:
+        // only VAEASMPI imports MPI; numerics and model code cannot reach a communicator.
+        // Kernels, layers, the VAE, the estimators' maths, Adam, data feeds: no MPI, no collectives.
+        .target(name: "VAEASCore", dependencies: ["COpenBLAS", "VAEASConfig", "VAEASData"]),
+        // The Communicator protocol and the partitioned classifier layers built on it (Megatron's
+        // tensor_parallel: model code names collectives, never MPI).
+        .target(name: "VAEASDistributed", dependencies: ["VAEASCore", "SafeTensors"]),
+        // Communicator over MPI_COMM_WORLD: the only Swift code that imports MPI.
+        .target(name: "VAEASMPI", dependencies: ["CMPI", "VAEASDistributed"]),
+        // Likelihood, active units, Monte Carlo MI; PNG output.
+        .target(name: "VAEASEvaluation", dependencies: ["VAEASDistributed", "CZlib"]),
+        // Model assembly, the data-parallel step, the loop, checkpoints, run outputs, bench shapes.
+        .target(name: "VAEASTraining", dependencies: [
+            "VAEASDistributed", "VAEASEvaluation", "SafeTensors", "VAEASData", "VAEASConfig",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // One import for the CLI and the tests: re-exports the layers above.
+        .target(name: "VAEAS", dependencies: [
+            "VAEASConfig", "VAEASCore", "VAEASDistributed", "VAEASMPI", "VAEASEvaluation", "VAEASTraining",
+        ]),
+
+        // Helpers shared by the test targets (deterministic numbers, finite differences, data paths).
+        .target(name: "_TestSupport", path: "Tests/_TestSupport"),
 
         .executableTarget(name: "vaeas-dist", dependencies: [
             "VAEAS", "VAEASConfig", "VAEASData", "SafeTensors",
@@ -44,11 +62,11 @@ let package = Package(
         .executableTarget(name: "vaeas-mpi-check", dependencies: ["VAEAS", "VAEASConfig", "VAEASData", "SafeTensors"]),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "DataTests", dependencies: ["VAEASData"]),
+        .testTarget(name: "DataTests", dependencies: ["VAEASData", "_TestSupport"]),
         .testTarget(name: "ConfigTests", dependencies: ["VAEASConfig"]),
-        .testTarget(name: "VAEASTests", dependencies: ["VAEAS"]),
+        .testTarget(name: "VAEASTests", dependencies: ["VAEAS", "_TestSupport"]),
         // Runs the built `vaeas-dist` binary, under mpirun where the test needs ranks.
-        .testTarget(name: "IntegrationTests", dependencies: ["vaeas-dist", "vaeas-mpi-check", "SafeTensors", "VAEAS"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["vaeas-dist", "vaeas-mpi-check", "SafeTensors", "VAEAS", "_TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import _TestSupport
 
 /// Runs the `vaeas-dist` built beside this test bundle (or $VAEAS_BIN),
 /// optionally under mpirun, with a deadline so a hung rank fails the test
@@ -12,10 +13,8 @@ enum CLI {
         var output: String { stdout + stderr }
     }
 
-    static let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-    static let sharedData = ProcessInfo.processInfo.environment["VAEAS_SHARED_DATA"]
-        ?? repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/data").path
+    static let repositoryRoot = _TestSupport.repositoryRoot
+    static let sharedData = _TestSupport.sharedData
 
     static var binary: String {
         if let b = ProcessInfo.processInfo.environment["VAEAS_BIN"] { return b }

@@ -1,4 +1,5 @@
 import XCTest
+import _TestSupport
 import VAEAS
 
 /// Every backward pass against central finite differences (float32 forward,

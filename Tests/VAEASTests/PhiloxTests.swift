@@ -1,4 +1,5 @@
 import XCTest
+import _TestSupport
 import VAEAS
 
 final class PhiloxTests: XCTestCase {

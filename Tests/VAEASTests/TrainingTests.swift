@@ -1,4 +1,5 @@
 import XCTest
+import _TestSupport
 import SafeTensors
 import VAEAS
 import VAEASConfig

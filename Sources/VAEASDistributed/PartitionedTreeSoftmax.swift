@@ -1,0 +1,371 @@
+import VAEASConfig
+import VAEASCore
+import SafeTensors
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The hierarchical softmax (paper §3.5; Morin & Bengio 2005), partitioned
+/// across ranks (design doc, "The hierarchical softmax, partitioned").
+///
+/// **Tree.** V leaves (one per label) and V − 1 internal nodes. The node over
+/// leaves [lo, hi) splits at mid = lo + ⌈(hi − lo)/2⌉; the path goes left
+/// (towards [lo, mid)) with probability σ(w·h + b). s(e | z) is the product
+/// along e's path: O(h log₂ V) per row, and the leaf probabilities sum to 1 by
+/// construction. Nodes are numbered in preorder (root 0, then its left
+/// subtree, then its right one), so every subtree is a contiguous block of
+/// ids; that is the row order of `classifier.tree.weight` [V − 1, h] and
+/// `classifier.tree.bias` [V − 1] in checkpoints.
+///
+/// **Partition.** With d = ⌈log₂ P⌉, the subtrees hanging at depth d (2^d of
+/// them when V ≥ 2^d) are dealt contiguously to the ranks, so each rank owns
+/// the subtrees over one contiguous leaf range; the 2^d − 1 nodes above them
+/// are replicated, their gradients summed with one small allreduce. The tree
+/// does not depend on P, so P = 1, 2, 3 compute the same function.
+///
+/// **Step.** The hidden rows are allgathered (as for the full softmax); the
+/// rank owning a row's leaf walks the whole path (replicated top and own
+/// subtree), so one allreduce-SUM of the R-vector of −log p gives every rank
+/// every row's CE, and dH returns by one reduce-scatter. Only nodes on the
+/// batch's paths are read or written, and the optimizer is sparse: PyTorch's
+/// SparseAdam rule (`torch.optim.SparseAdam`), which updates a node's moments
+/// only on the steps where it has a gradient, with bias correction from the
+/// global step count. Communication per step: O(R·h + 2^d·h) floats, whatever V is.
+public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
+    public let labels: Int
+    public let width: Int
+    public let comm: Communicator
+    /// Depth of the replicated top: ⌈log₂ P⌉.
+    public let topDepth: Int
+    /// Subtrees at depth `topDepth`, left to right: leaf range and preorder id of their root.
+    let units: [(lo: Int, hi: Int, root: Int)]
+    /// This rank's units and its contiguous leaf range.
+    let myUnits: Range<Int>
+    public let ownedLeaves: Range<Int>
+    /// Preorder ids of the replicated top nodes, ascending (their local rows 0..<topCount).
+    let topIDs: [Int]
+    /// Local row of each of my units' first node.
+    let unitBase: [Int]
+    public let topCount: Int
+    public let nodeCount: Int
+    public let store: ParameterStore
+    public let weight: Int
+    public let bias: Int
+    public let globalRowCapacity: Int
+    let maxDepth: Int
+    public let rowGather: RowGather
+
+    public let crossEntropy: UnsafeMutablePointer<Double>
+    let targets: UnsafeMutablePointer<Int32>
+    let negLogP: UnsafeMutablePointer<Float>      // R, summed over ranks
+    /// Per owned row and path step: local node row, direction s = ±1 and σ(−s·t).
+    let pathNode: UnsafeMutablePointer<Int32>
+    let pathSign: UnsafeMutablePointer<Float>
+    let pathSig: UnsafeMutablePointer<Float>
+    let pathLength: UnsafeMutablePointer<Int32>
+    /// Nodes touched this step (deduplicated by `stamp`), for sparse zeroing and updates.
+    let touched: UnsafeMutablePointer<Int32>
+    private var touchedCount = 0
+    let stamp: UnsafeMutablePointer<Int32>
+    private var stepStamp: Int32 = 0
+    /// SparseAdam (created at the first update, with that step's hyperparameters).
+    private var adam: Adam?
+    private let arena = Arena()
+
+    public private(set) var rows = 0
+    public private(set) var bytesSentLastStep = 0
+
+    public init(labels: Int, width: Int, comm: Communicator, globalRowCapacity: Int, localRowCapacity: Int) {
+        precondition(labels >= 2 * comm.size, "the tree needs V ≥ 2P")
+        self.labels = labels
+        self.width = width
+        self.comm = comm
+        self.globalRowCapacity = globalRowCapacity
+        var d = 0
+        while (1 << d) < comm.size { d += 1 }
+        topDepth = d
+        // Units: subtrees at depth d (or leaves reached above it), left to right.
+        var units: [(Int, Int, Int)] = []
+        var tops: [Int] = []
+        func walk(_ lo: Int, _ hi: Int, _ id: Int, _ depth: Int) {
+            if depth == d || hi - lo < 2 { units.append((lo, hi, id)); return }
+            tops.append(id)
+            let mid = CanonicalTree.split(lo, hi)
+            walk(lo, mid, id + 1, depth + 1)
+            walk(mid, hi, id + (mid - lo), depth + 1)
+        }
+        walk(0, labels, 0, 0)
+        self.units = units.map { (lo: $0.0, hi: $0.1, root: $0.2) }
+        topIDs = tops.sorted()
+        topCount = tops.count
+        myUnits = BlockPartition(total: units.count, parts: comm.size).range(comm.rank)
+        ownedLeaves = myUnits.isEmpty ? 0..<0 : units[myUnits.lowerBound].0..<units[myUnits.upperBound - 1].1
+        var base: [Int] = []
+        var next = tops.count
+        for u in myUnits { base.append(next); next += units[u].1 - units[u].0 - 1 }
+        unitBase = base
+        nodeCount = next
+        let store = ParameterStore()
+        // Top rows first: their gradients are one contiguous block to allreduce.
+        weight = store.register("classifier.tree.weight", shape: [next, width])
+        bias = store.register("classifier.tree.bias", shape: [next])
+        store.allocate()
+        self.store = store
+        var depth = 0
+        while (1 << depth) < labels { depth += 1 }
+        maxDepth = depth
+        let r = globalRowCapacity
+        rowGather = RowGather(comm: comm, width: width, globalRowCapacity: r, localRowCapacity: localRowCapacity)
+        crossEntropy = arena.doubles(r)
+        targets = arena.int32s(r)
+        negLogP = arena.floats(r)
+        pathNode = arena.int32s(r * depth)
+        pathSign = arena.floats(r * depth)
+        pathSig = arena.floats(r * depth)
+        pathLength = arena.int32s(r)
+        touched = arena.int32s(next)
+        stamp = arena.int32s(next)
+        stamp.update(repeating: -1, count: max(next, 1))
+    }
+
+    public var ownedRows: Int { nodeCount }
+
+    /// Local row of the node with preorder id `id` met on the path to `leaf`
+    /// at `depth` (callers only ask for nodes this rank holds).
+    @inline(__always)
+    func localRow(id: Int, depth: Int, unitIndex: Int) -> Int {
+        if depth < topDepth {
+            var lo = 0, hi = topIDs.count
+            while lo < hi { let mid = (lo + hi) / 2; if topIDs[mid] < id { lo = mid + 1 } else { hi = mid } }
+            return lo
+        }
+        let u = unitIndex - myUnits.lowerBound
+        return unitBase[u] + (id - units[unitIndex].root)
+    }
+
+    /// Index of the unit holding `leaf` (binary search over the units' ranges).
+    @inline(__always)
+    func unit(of leaf: Int) -> Int {
+        var lo = 0, hi = units.count - 1
+        while lo < hi { let mid = (lo + hi + 1) / 2; if units[mid].lo <= leaf { lo = mid } else { hi = mid - 1 } }
+        return lo
+    }
+
+    /// Row k of the local store is drawn from counter (tensorID, preorder id):
+    /// the same node gets the same values whatever P is.
+    public func initialize(rng: Philox, scheme: Initialization) {
+        let tensorID = InitStream.classifierOut
+        // A node is a binary classifier: fan-out 1.
+        func fill(_ row: Int, _ id: Int) {
+            initializeRow(store.values + weight + row * width, bias: store.values + bias + row, width: width, fanOut: 1,
+                          rng: rng, tensorID: tensorID, id: id, scheme: scheme)
+        }
+        for (k, id) in topIDs.enumerated() { fill(k, id) }
+        for (i, u) in myUnits.enumerated() {
+            let size = units[u].hi - units[u].lo - 1
+            for k in 0..<size { fill(unitBase[i] + k, units[u].root + k) }
+        }
+    }
+
+    /// Allgather the hidden rows, walk the paths of the rows whose leaf this
+    /// rank owns, and allreduce −log p.
+    public func forward(hLocal: UnsafePointer<Float>, localRows: Int, targets rowLabels: UnsafeBufferPointer<Int32>,
+                        batch: Int, samples: Int) {
+        rowGather.forward(hLocal, localRows: localRows, batch: batch, samples: samples)
+        let rows = batch * samples
+        precondition(rowLabels.count == rows)
+        self.rows = rows
+        targets.update(from: rowLabels.baseAddress!, count: rows)
+        let h = width
+        let hFull = rowGather.hidden
+        let w = store.values + weight, b = store.values + bias
+        for r in 0..<rows {
+            let e = Int(targets[r])
+            guard ownedLeaves.contains(e) else { negLogP[r] = 0; pathLength[r] = 0; continue }
+            let u = unit(of: e)
+            let x = hFull + r * h
+            var lo = 0, hi = labels, id = 0, depth = 0, k = 0
+            var nlp: Float = 0
+            while hi - lo >= 2 {
+                let row = localRow(id: id, depth: depth, unitIndex: u)
+                let wr = w + row * h
+                var t = b[row]
+                for j in 0..<h { t += wr[j] * x[j] }
+                let mid = CanonicalTree.split(lo, hi)
+                let left = e < mid
+                let s: Float = left ? 1 : -1
+                // −log σ(s·t) = softplus(−s·t), stably.
+                let a = -s * t
+                nlp += max(a, 0) + log1pf(expf(-abs(a)))
+                let sig = a >= 0 ? 1 / (1 + expf(-a)) : expf(a) / (1 + expf(a))   // σ(−s·t)
+                pathNode[r * maxDepth + k] = Int32(row)
+                pathSign[r * maxDepth + k] = s
+                pathSig[r * maxDepth + k] = sig
+                k += 1
+                if left { hi = mid; id += 1 } else { id += mid - lo; lo = mid }
+                depth += 1
+            }
+            pathLength[r] = Int32(k)
+            negLogP[r] = nlp
+        }
+        comm.allreduceSum(UnsafeMutableBufferPointer(start: negLogP, count: rows))
+        for r in 0..<rows { crossEntropy[r] = Double(negLogP[r]) }
+        bytesSentLastStep = rowGather.bytesSent + (comm.size > 1 ? 4 * rows : 0)
+    }
+
+    public func hHat(_ r: Int, _ estimator: MIEstimator) -> Double {
+        Estimators.hHat(estimator, crossEntropy: crossEntropy[r], entropy: nil, labels: labels)
+    }
+
+    /// d(−log p)/dt_v = −s·σ(−s·t_v) along the path. The CE gradient goes into
+    /// the nodes (scaled by `ceScale`) and into h; the Î gradient (for `ce` and
+    /// `fano` a multiple of the same per-row vector) into h only.
+    public func backward(ceScale: Float, miScale: Float, estimator: MIEstimator) {
+        precondition(estimator != .entropy || miScale == 0, "the tree cannot give the entropy estimator's gradient")
+        let h = width, rows = self.rows
+        let withMI = miScale != 0
+        let cols = rowGather.columns(withMI: withMI)
+        let hFull = rowGather.hidden, dHPartial = rowGather.partial
+        stepStamp &+= 1
+        touchedCount = 0
+        let w = store.values + weight, gw = store.grads + weight, gb = store.grads + bias
+        dHPartial.update(repeating: 0, count: rows * cols)
+        for r in 0..<rows {
+            let k = Int(pathLength[r])
+            if k == 0 { continue }
+            let x = hFull + r * h
+            let dce = dHPartial + r * cols
+            let miFactor = withMI ? miScale * Float(Estimators.hHatSlope(estimator, crossEntropy: crossEntropy[r], labels: labels)) : 0
+            for step in 0..<k {
+                let row = Int(pathNode[r * maxDepth + step])
+                let g = -pathSign[r * maxDepth + step] * pathSig[r * maxDepth + step]   // d(−log p)/dt
+                if stamp[row] != stepStamp {
+                    stamp[row] = stepStamp
+                    touched[touchedCount] = Int32(row)
+                    touchedCount += 1
+                }
+                let gs = g * ceScale
+                let wr = w + row * h, gwr = gw + row * h
+                for j in 0..<h { gwr[j] += gs * x[j] }
+                gb[row] += gs
+                for j in 0..<h { dce[j] += gs * wr[j] }
+                if withMI {
+                    let gm = g * miFactor
+                    let dmi = dce + h
+                    for j in 0..<h { dmi[j] += gm * wr[j] }
+                }
+            }
+        }
+        // The replicated top nodes collect gradients on the ranks owning the rows below them.
+        if topCount > 0 && comm.size > 1 {
+            comm.allreduceSum(UnsafeMutableBufferPointer(start: gw, count: topCount * h))
+            comm.allreduceSum(UnsafeMutableBufferPointer(start: gb, count: topCount))
+        }
+        rowGather.backward(withMI: withMI)
+        bytesSentLastStep = rowGather.bytesSent + (comm.size > 1 ? 4 * (rows + topCount * (h + 1)) : 0)
+    }
+
+    /// Zeroes only what the last step touched (and the replicated top).
+    public func zeroGrads() {
+        let h = width
+        for i in 0..<touchedCount {
+            let row = Int(touched[i])
+            (store.grads + weight + row * h).update(repeating: 0, count: h)
+            store.grads[bias + row] = 0
+        }
+        (store.grads + weight).update(repeating: 0, count: topCount * h)
+        (store.grads + bias).update(repeating: 0, count: topCount)
+    }
+
+    public func gradientSum() -> Double {
+        var s = 0.0
+        for i in 0..<touchedCount {
+            let row = Int(touched[i])
+            s += Kernels.sum(store.grads + weight + row * width, count: width) + Double(store.grads[bias + row])
+        }
+        if topCount > 0 { s += Kernels.sum(store.grads + weight, count: topCount * width) }
+        return s
+    }
+
+    /// SparseAdam: the rows with a gradient this step, and the replicated top
+    /// rows whose summed gradient is non-zero (identically on every rank).
+    public func applyUpdate(lr: Float, beta1: Float, beta2: Float, eps: Float) {
+        if adam == nil { adam = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps) }
+        let adam = self.adam!
+        adam.lr = lr   // a schedule may change it between steps
+        let s = adam.beginSparseStep()
+        let h = width
+        func updateRow(_ row: Int) {
+            adam.updateSparse(store.values, grads: store.grads, (weight + row * h)..<(weight + (row + 1) * h), s)
+            adam.updateSparse(store.values, grads: store.grads, (bias + row)..<(bias + row + 1), s)
+        }
+        for row in 0..<topCount {
+            var any = store.grads[bias + row] != 0
+            if !any { for j in 0..<h where store.grads[weight + row * h + j] != 0 { any = true; break } }
+            if any { updateRow(row) }
+        }
+        for i in 0..<touchedCount where Int(touched[i]) >= topCount { updateRow(Int(touched[i])) }
+    }
+
+    /// `classifier.tree.weight` [V − 1, h] and `classifier.tree.bias` [V − 1]
+    /// in preorder, assembled on rank 0 from the replicated top (rank 0's copy)
+    /// and every rank's units.
+    public func gatheredTensors() -> [(name: String, shape: [Int], data: [Float])]? {
+        let h = width
+        let perRank = (0..<comm.size).map { r -> Int in
+            BlockPartition(total: units.count, parts: comm.size).range(r).reduce(0) { $0 + units[$1].hi - units[$1].lo - 1 }
+        }
+        let ownedNodes = nodeCount - topCount
+        var gw = [Float](repeating: 0, count: comm.isRoot ? perRank.reduce(0, +) * h : 0)
+        var gb = [Float](repeating: 0, count: comm.isRoot ? perRank.reduce(0, +) : 0)
+        gw.withUnsafeMutableBufferPointer { buf in
+            comm.gatherv(send: UnsafeBufferPointer(start: store.values + weight + topCount * h, count: ownedNodes * h),
+                         receive: buf, counts: RankCounts(perRank.map { $0 * h }), root: 0)
+        }
+        gb.withUnsafeMutableBufferPointer { buf in
+            comm.gatherv(send: UnsafeBufferPointer(start: store.values + bias + topCount, count: ownedNodes),
+                         receive: buf, counts: RankCounts(perRank), root: 0)
+        }
+        guard comm.isRoot else { return nil }
+        let n = labels - 1
+        var w = [Float](repeating: 0, count: n * h), b = [Float](repeating: 0, count: n)
+        for (k, id) in topIDs.enumerated() {
+            for j in 0..<h { w[id * h + j] = store.values[weight + k * h + j] }
+            b[id] = store.values[bias + k]
+        }
+        // The gathered units arrive in unit order, each a contiguous preorder block.
+        var offset = 0
+        for u in units {
+            let size = u.hi - u.lo - 1
+            for k in 0..<size {
+                for j in 0..<h { w[(u.root + k) * h + j] = gw[(offset + k) * h + j] }
+                b[u.root + k] = gb[offset + k]
+            }
+            offset += size
+        }
+        return [("classifier.tree.weight", [n, h], w), ("classifier.tree.bias", [n], b)]
+    }
+
+    public func load(from file: SafeTensorsFile) throws {
+        let h = width
+        let w = try checkpointTensor(file, "classifier.tree.weight", shape: [labels - 1, h])
+        let b = try checkpointTensor(file, "classifier.tree.bias", shape: [labels - 1])
+        func copy(_ row: Int, _ id: Int) {
+            for j in 0..<h { store.values[weight + row * h + j] = w[id * h + j] }
+            store.values[bias + row] = b[id]
+        }
+        for (k, id) in topIDs.enumerated() { copy(k, id) }
+        for (i, u) in myUnits.enumerated() {
+            for k in 0..<(units[u].hi - units[u].lo - 1) { copy(unitBase[i] + k, units[u].root + k) }
+        }
+    }
+
+    public var memoryBytes: Int { 4 * (4 * store.count) + globalRowCapacity * maxDepth * 12 }
+
+    /// Why a tree cannot be built on `ranks` ranks (nil when it can): each rank
+    /// owns at least one subtree with an internal node, so V ≥ 2P.
+    public static func problem(labels: Int, ranks: Int) -> String? {
+        labels >= 2 * ranks ? nil
+            : "the tree softmax needs at least 2 labels per rank (V ≥ 2P), got V = \(labels) on P = \(ranks) ranks"
+    }
+}

@@ -1,0 +1,75 @@
+import VAEASConfig
+import VAEASCore
+import VAEASDistributed
+import VAEASEvaluation
+import Foundation
+
+/// Throughput of training steps against what OpenBLAS reaches on the same
+/// matrix shapes in the same process: their ratio says how much of the step
+/// time is spent outside the products (elementwise kernels, loss,
+/// communication, optimizer).
+public enum Benchmark {
+    /// One sgemm call of the step, as `Linear` issues it.
+    public struct GemmShape: Hashable, Sendable {
+        public let transA: Bool, transB: Bool, m: Int, n: Int, k: Int
+        public var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+    }
+
+    /// Every sgemm of one training step for `rows` data points on this rank:
+    /// forward, dW and (where computed) dinp of each Linear.
+    public static func stepShapes(_ vae: VAE, rows: Int) -> [GemmShape] {
+        var out: [GemmShape] = []
+        for (l, rps, inputGrad) in vae.linearLayers {
+            let r = rows * rps
+            out.append(GemmShape(transA: false, transB: true, m: r, n: l.outFeatures, k: l.inFeatures))
+            out.append(GemmShape(transA: true, transB: false, m: l.outFeatures, n: l.inFeatures, k: r))
+            if inputGrad { out.append(GemmShape(transA: false, transB: false, m: r, n: l.inFeatures, k: l.outFeatures)) }
+        }
+        return out
+    }
+
+    /// The VAE-AS classifier's sgemm calls for one step: its hidden layers on
+    /// this rank's `localRows` rows (forward, dW, and the input gradient when
+    /// the Î term flows into z), and the partitioned output layer on all
+    /// `globalRows` rows against this rank's V_r label rows.
+    public static func classifierShapes(_ c: AuxiliaryClassifier, localRows: Int, globalRows: Int, withMI: Bool) -> [GemmShape] {
+        var out: [GemmShape] = []
+        for (k, l) in (c.hidden?.layers ?? []).enumerated() {
+            out.append(GemmShape(transA: false, transB: true, m: localRows, n: l.outFeatures, k: l.inFeatures))
+            out.append(GemmShape(transA: true, transB: false, m: l.outFeatures, n: l.inFeatures, k: localRows))
+            // CE path: dinp for every layer but the first; Î path: dinp for all layers.
+            if k > 0 { out.append(GemmShape(transA: false, transB: false, m: localRows, n: l.inFeatures, k: l.outFeatures)) }
+            if withMI { out.append(GemmShape(transA: false, transB: false, m: localRows, n: l.inFeatures, k: l.outFeatures)) }
+        }
+        // The tree walks paths with dot products, not matrix products.
+        guard let full = c.output as? PartitionedSoftmax else { return out }
+        let v = full.owned.count, h = full.width
+        out.append(GemmShape(transA: false, transB: true, m: globalRows, n: v, k: h))
+        out.append(GemmShape(transA: true, transB: false, m: v, n: h, k: globalRows))
+        out.append(GemmShape(transA: false, transB: false, m: globalRows, n: h, k: v))
+        if withMI { out.append(GemmShape(transA: false, transB: false, m: globalRows, n: h, k: v)) }
+        return out
+    }
+
+    /// Seconds per replay of `shapes` with plain sgemm on scratch buffers, best of `repeats`.
+    public static func sgemmSeconds(_ shapes: [GemmShape], repeats: Int) -> Double {
+        let size = shapes.map { max($0.m * $0.k, $0.k * $0.n, $0.m * $0.n) }.max() ?? 1
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: size)
+        let b = UnsafeMutablePointer<Float>.allocate(capacity: size)
+        let c = UnsafeMutablePointer<Float>.allocate(capacity: size)
+        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        for i in 0..<size { a[i] = Float(i % 7) * 0.01; b[i] = Float(i % 5) * 0.01; c[i] = 0 }
+        var best = Double.infinity
+        for _ in 0..<(repeats + 1) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            for s in shapes {
+                BLAS.gemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k,
+                          a: a, lda: s.transA ? s.m : s.k, b: b, ldb: s.transB ? s.k : s.n,
+                          beta: 1, c: c, ldc: s.n)
+            }
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            best = min(best, dt)
+        }
+        return best
+    }
+}
