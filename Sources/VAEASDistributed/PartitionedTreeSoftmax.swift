@@ -35,24 +35,14 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
     public let labels: Int
     public let width: Int
     public let comm: Communicator
-    /// Depth of the replicated top: ⌈log₂ P⌉.
-    public let topDepth: Int
-    /// Subtrees at depth `topDepth`, left to right: leaf range and preorder id of their root.
-    let units: [(lo: Int, hi: Int, root: Int)]
-    /// This rank's units and its contiguous leaf range.
-    let myUnits: Range<Int>
-    public let ownedLeaves: Range<Int>
-    /// Preorder ids of the replicated top nodes, ascending (their local rows 0..<topCount).
-    let topIDs: [Int]
-    /// Local row of each of my units' first node.
-    let unitBase: [Int]
-    public let topCount: Int
-    public let nodeCount: Int
+    /// Which nodes this rank holds.
+    public let partition: TreePartition
+    public var nodeCount: Int { partition.nodeCount }
+    public var topCount: Int { partition.topCount }
     public let store: ParameterStore
     public let weight: Int
     public let bias: Int
     public let globalRowCapacity: Int
-    let maxDepth: Int
     public let rowGather: RowGather
 
     public let crossEntropy: UnsafeMutablePointer<Double>
@@ -81,39 +71,14 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
         self.width = width
         self.comm = comm
         self.globalRowCapacity = globalRowCapacity
-        var d = 0
-        while (1 << d) < comm.size { d += 1 }
-        topDepth = d
-        // Units: subtrees at depth d (or leaves reached above it), left to right.
-        var units: [(Int, Int, Int)] = []
-        var tops: [Int] = []
-        func walk(_ lo: Int, _ hi: Int, _ id: Int, _ depth: Int) {
-            if depth == d || hi - lo < 2 { units.append((lo, hi, id)); return }
-            tops.append(id)
-            let mid = CanonicalTree.split(lo, hi)
-            walk(lo, mid, id + 1, depth + 1)
-            walk(mid, hi, id + (mid - lo), depth + 1)
-        }
-        walk(0, labels, 0, 0)
-        self.units = units.map { (lo: $0.0, hi: $0.1, root: $0.2) }
-        topIDs = tops.sorted()
-        topCount = tops.count
-        myUnits = BlockPartition(total: units.count, parts: comm.size).range(comm.rank)
-        ownedLeaves = myUnits.isEmpty ? 0..<0 : units[myUnits.lowerBound].0..<units[myUnits.upperBound - 1].1
-        var base: [Int] = []
-        var next = tops.count
-        for u in myUnits { base.append(next); next += units[u].1 - units[u].0 - 1 }
-        unitBase = base
-        nodeCount = next
+        partition = TreePartition(labels: labels, ranks: comm.size, rank: comm.rank)
+        let next = partition.nodeCount, depth = partition.maxDepth
         let store = ParameterStore()
         // Top rows first: their gradients are one contiguous block to allreduce.
         weight = store.register("classifier.tree.weight", shape: [next, width])
         bias = store.register("classifier.tree.bias", shape: [next])
         store.allocate()
         self.store = store
-        var depth = 0
-        while (1 << depth) < labels { depth += 1 }
-        maxDepth = depth
         let r = globalRowCapacity
         rowGather = RowGather(comm: comm, width: width, globalRowCapacity: r, localRowCapacity: localRowCapacity)
         crossEntropy = arena.doubles(r)
@@ -130,27 +95,6 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
 
     public var ownedRows: Int { nodeCount }
 
-    /// Local row of the node with preorder id `id` met on the path to `leaf`
-    /// at `depth` (callers only ask for nodes this rank holds).
-    @inline(__always)
-    func localRow(id: Int, depth: Int, unitIndex: Int) -> Int {
-        if depth < topDepth {
-            var lo = 0, hi = topIDs.count
-            while lo < hi { let mid = (lo + hi) / 2; if topIDs[mid] < id { lo = mid + 1 } else { hi = mid } }
-            return lo
-        }
-        let u = unitIndex - myUnits.lowerBound
-        return unitBase[u] + (id - units[unitIndex].root)
-    }
-
-    /// Index of the unit holding `leaf` (binary search over the units' ranges).
-    @inline(__always)
-    func unit(of leaf: Int) -> Int {
-        var lo = 0, hi = units.count - 1
-        while lo < hi { let mid = (lo + hi + 1) / 2; if units[mid].lo <= leaf { lo = mid } else { hi = mid - 1 } }
-        return lo
-    }
-
     /// Row k of the local store is drawn from counter (tensorID, preorder id):
     /// the same node gets the same values whatever P is.
     public func initialize(rng: Philox, scheme: Initialization) {
@@ -160,11 +104,7 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
             initializeRow(store.values + weight + row * width, bias: store.values + bias + row, width: width, fanOut: 1,
                           rng: rng, tensorID: tensorID, id: id, scheme: scheme)
         }
-        for (k, id) in topIDs.enumerated() { fill(k, id) }
-        for (i, u) in myUnits.enumerated() {
-            let size = units[u].hi - units[u].lo - 1
-            for k in 0..<size { fill(unitBase[i] + k, units[u].root + k) }
-        }
+        for node in partition.ownedNodes { fill(node.row, node.id) }
     }
 
     /// Allgather the hidden rows, walk the paths of the rows whose leaf this
@@ -176,18 +116,18 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
         precondition(rowLabels.count == rows)
         self.rows = rows
         targets.update(from: rowLabels.baseAddress!, count: rows)
-        let h = width
+        let h = width, part = partition, maxDepth = part.maxDepth
         let hFull = rowGather.hidden
         let w = store.values + weight, b = store.values + bias
         for r in 0..<rows {
             let e = Int(targets[r])
-            guard ownedLeaves.contains(e) else { negLogP[r] = 0; pathLength[r] = 0; continue }
-            let u = unit(of: e)
+            guard part.ownedLeaves.contains(e) else { negLogP[r] = 0; pathLength[r] = 0; continue }
+            let u = part.unit(of: e)
             let x = hFull + r * h
             var lo = 0, hi = labels, id = 0, depth = 0, k = 0
             var nlp: Float = 0
             while hi - lo >= 2 {
-                let row = localRow(id: id, depth: depth, unitIndex: u)
+                let row = part.localRow(id: id, depth: depth, unitIndex: u)
                 let wr = w + row * h
                 var t = b[row]
                 for j in 0..<h { t += wr[j] * x[j] }
@@ -225,7 +165,7 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
         let h = width, rows = self.rows
         let withMI = miScale != 0
         let cols = rowGather.columns(withMI: withMI)
-        let hFull = rowGather.hidden, dHPartial = rowGather.partial
+        let hFull = rowGather.hidden, dHPartial = rowGather.partial, maxDepth = partition.maxDepth
         stepStamp &+= 1
         touchedCount = 0
         let w = store.values + weight, gw = store.grads + weight, gb = store.grads + bias
@@ -307,60 +247,7 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
         for i in 0..<touchedCount where Int(touched[i]) >= topCount { updateRow(Int(touched[i])) }
     }
 
-    /// `classifier.tree.weight` [V − 1, h] and `classifier.tree.bias` [V − 1]
-    /// in preorder, assembled on rank 0 from the replicated top (rank 0's copy)
-    /// and every rank's units.
-    public func gatheredTensors() -> [(name: String, shape: [Int], data: [Float])]? {
-        let h = width
-        let perRank = (0..<comm.size).map { r -> Int in
-            BlockPartition(total: units.count, parts: comm.size).range(r).reduce(0) { $0 + units[$1].hi - units[$1].lo - 1 }
-        }
-        let ownedNodes = nodeCount - topCount
-        var gw = [Float](repeating: 0, count: comm.isRoot ? perRank.reduce(0, +) * h : 0)
-        var gb = [Float](repeating: 0, count: comm.isRoot ? perRank.reduce(0, +) : 0)
-        gw.withUnsafeMutableBufferPointer { buf in
-            comm.gatherv(send: UnsafeBufferPointer(start: store.values + weight + topCount * h, count: ownedNodes * h),
-                         receive: buf, counts: RankCounts(perRank.map { $0 * h }), root: 0)
-        }
-        gb.withUnsafeMutableBufferPointer { buf in
-            comm.gatherv(send: UnsafeBufferPointer(start: store.values + bias + topCount, count: ownedNodes),
-                         receive: buf, counts: RankCounts(perRank), root: 0)
-        }
-        guard comm.isRoot else { return nil }
-        let n = labels - 1
-        var w = [Float](repeating: 0, count: n * h), b = [Float](repeating: 0, count: n)
-        for (k, id) in topIDs.enumerated() {
-            for j in 0..<h { w[id * h + j] = store.values[weight + k * h + j] }
-            b[id] = store.values[bias + k]
-        }
-        // The gathered units arrive in unit order, each a contiguous preorder block.
-        var offset = 0
-        for u in units {
-            let size = u.hi - u.lo - 1
-            for k in 0..<size {
-                for j in 0..<h { w[(u.root + k) * h + j] = gw[(offset + k) * h + j] }
-                b[u.root + k] = gb[offset + k]
-            }
-            offset += size
-        }
-        return [("classifier.tree.weight", [n, h], w), ("classifier.tree.bias", [n], b)]
-    }
-
-    public func load(from file: SafeTensorsFile) throws {
-        let h = width
-        let w = try checkpointTensor(file, "classifier.tree.weight", shape: [labels - 1, h])
-        let b = try checkpointTensor(file, "classifier.tree.bias", shape: [labels - 1])
-        func copy(_ row: Int, _ id: Int) {
-            for j in 0..<h { store.values[weight + row * h + j] = w[id * h + j] }
-            store.values[bias + row] = b[id]
-        }
-        for (k, id) in topIDs.enumerated() { copy(k, id) }
-        for (i, u) in myUnits.enumerated() {
-            for k in 0..<(units[u].hi - units[u].lo - 1) { copy(unitBase[i] + k, units[u].root + k) }
-        }
-    }
-
-    public var memoryBytes: Int { 4 * (4 * store.count) + globalRowCapacity * maxDepth * 12 }
+    public var memoryBytes: Int { 4 * (4 * store.count) + globalRowCapacity * partition.maxDepth * 12 }
 
     /// Why a tree cannot be built on `ranks` ranks (nil when it can): each rank
     /// owns at least one subtree with an internal node, so V ≥ 2P.
