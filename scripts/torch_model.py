@@ -6,8 +6,9 @@
     objective, classifier_ce = model.objectives(terms)             # the two losses the trainer minimises
 
 It is written from ../shared/design/vae-as.md and the Swift code it mirrors
-(Sources/VAEAS/Model/VAE.swift, Training/Trainer.swift, Distributed/PartitionedSoftmax.swift,
-PartitionedTreeSoftmax.swift, LabelOutputLayer.swift), with nothing of the trainer's
+(Sources/VAEASCore/Model/VAE.swift and Estimators.swift, Sources/VAEASTraining/Objective.swift and
+VAEASModel.swift, Sources/VAEASDistributed/PartitionedSoftmax.swift and PartitionedTreeSoftmax.swift;
+docs/ARCHITECTURE.md maps each equation to its function), with nothing of the trainer's
 numerics: plain nn.Linear layers and autograd. Conventions:
   - parameters are named exactly as the checkpoint's tensors (nn.Linear [out, in] layout),
     and `from_checkpoint` loads them with load_state_dict(strict=True);

@@ -146,7 +146,7 @@ struct Sample: ParsableCommand {
 
         let rng = Philox(seed: UInt32(seed), purpose: .evaluationNoise)
         let dz = shape.latent
-        // The trainer's test-ELBO noise uses this purpose with c2 = epoch; c2 = 2³²−1
+        // The training loop's test-ELBO noise uses this purpose with c2 = epoch; c2 = 2³²−1
         // is an epoch no run reaches, so prior draws never reuse those numbers.
         var codes = [Float](repeating: 0, count: count * dz)
         codes.withUnsafeMutableBufferPointer { z in
