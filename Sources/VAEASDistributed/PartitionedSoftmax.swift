@@ -36,11 +36,10 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
     let probs: UnsafeMutablePointer<Float>      // R × V_r; becomes the CE gradient
     let rowMax: UnsafeMutablePointer<Float>     // R
     let sums: UnsafeMutablePointer<Float>       // 3R: S, A, ℓ_e − m
-    let targets: UnsafeMutablePointer<Int32>    // R
     /// Per global row (identical on every rank after `forward`).
     public let crossEntropy: UnsafeMutablePointer<Double>
     public let entropy: UnsafeMutablePointer<Double>
-    public private(set) var rows = 0
+    public var rows: Int { rowGather.rows }
     private let arena = Arena()
     private var adam: Adam?
     public private(set) var bytesSentLastStep = 0
@@ -64,7 +63,6 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
         probs = arena.floats(r * v)
         rowMax = arena.floats(r)
         sums = arena.floats(3 * r)
-        targets = arena.int32s(r)
         crossEntropy = arena.doubles(r)
         entropy = arena.doubles(r)
     }
@@ -79,11 +77,8 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
     /// Steps 1–5. Fills `crossEntropy` and `entropy` per global row.
     public func forward(hLocal: UnsafePointer<Float>, localRows: Int, targets rowLabels: UnsafeBufferPointer<Int32>,
                         batch: Int, samples: Int) {
-        rowGather.forward(hLocal, localRows: localRows, batch: batch, samples: samples)
-        let rows = batch * samples
-        precondition(rowLabels.count == rows)
-        self.rows = rows
-        targets.update(from: rowLabels.baseAddress!, count: rows)
+        rowGather.forward(hLocal, localRows: localRows, targets: rowLabels, batch: batch, samples: samples)
+        let rows = rowGather.rows, targets = rowGather.targets
         let h = width, v = owned.count, lo = owned.lowerBound
         let hFull = rowGather.hidden
         // ℓ = H W_rᵀ + b_r
@@ -121,7 +116,7 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
 
     /// Step 6.
     public func backward(ceScale: Float, miScale: Float, estimator: MIEstimator) {
-        let h = width, v = owned.count, lo = owned.lowerBound, rows = self.rows
+        let h = width, v = owned.count, lo = owned.lowerBound, rows = self.rows, targets = rowGather.targets
         let withMI = miScale != 0
         if withMI {
             // Î gradient wrt the logits, in place over ℓ (read before written, element by element).

@@ -46,7 +46,6 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
     public let rowGather: RowGather
 
     public let crossEntropy: UnsafeMutablePointer<Double>
-    let targets: UnsafeMutablePointer<Int32>
     let negLogP: UnsafeMutablePointer<Float>      // R, summed over ranks
     /// Per owned row and path step: local node row, direction s = ±1 and σ(−s·t).
     let pathNode: UnsafeMutablePointer<Int32>
@@ -62,7 +61,7 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
     private var adam: Adam?
     private let arena = Arena()
 
-    public private(set) var rows = 0
+    public var rows: Int { rowGather.rows }
     public private(set) var bytesSentLastStep = 0
 
     public init(labels: Int, width: Int, comm: Communicator, globalRowCapacity: Int, localRowCapacity: Int) {
@@ -82,7 +81,6 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
         let r = globalRowCapacity
         rowGather = RowGather(comm: comm, width: width, globalRowCapacity: r, localRowCapacity: localRowCapacity)
         crossEntropy = arena.doubles(r)
-        targets = arena.int32s(r)
         negLogP = arena.floats(r)
         pathNode = arena.int32s(r * depth)
         pathSign = arena.floats(r * depth)
@@ -111,11 +109,8 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
     /// rank owns, and allreduce −log p.
     public func forward(hLocal: UnsafePointer<Float>, localRows: Int, targets rowLabels: UnsafeBufferPointer<Int32>,
                         batch: Int, samples: Int) {
-        rowGather.forward(hLocal, localRows: localRows, batch: batch, samples: samples)
-        let rows = batch * samples
-        precondition(rowLabels.count == rows)
-        self.rows = rows
-        targets.update(from: rowLabels.baseAddress!, count: rows)
+        rowGather.forward(hLocal, localRows: localRows, targets: rowLabels, batch: batch, samples: samples)
+        let rows = rowGather.rows, targets = rowGather.targets
         let h = width, part = partition, maxDepth = part.maxDepth
         let hFull = rowGather.hidden
         let w = store.values + weight, b = store.values + bias
@@ -162,7 +157,7 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
     /// `fano` a multiple of the same per-row vector) into h only.
     public func backward(ceScale: Float, miScale: Float, estimator: MIEstimator) {
         precondition(estimator != .entropy || miScale == 0, "the tree cannot give the entropy estimator's gradient")
-        let h = width, rows = self.rows
+        let h = width, rows = self.rows, targets = rowGather.targets
         let withMI = miScale != 0
         let cols = rowGather.columns(withMI: withMI)
         let hFull = rowGather.hidden, dHPartial = rowGather.partial, maxDepth = partition.maxDepth

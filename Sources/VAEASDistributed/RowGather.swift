@@ -22,8 +22,9 @@ public final class RowGather {
     public let width: Int
     public let globalRowCapacity: Int
     public let localRowCapacity: Int
-    /// All R hidden rows after `forward`.
+    /// All R hidden rows after `forward`, and their labels.
     public let hidden: UnsafeMutablePointer<Float>           // R × h
+    public let targets: UnsafeMutablePointer<Int32>          // R
     /// Written by the layer before `backward`: dH partial sums, row-major with `columns(withMI:)` columns.
     public let partial: UnsafeMutablePointer<Float>          // R × 2h
     /// After `backward`: the gradients wrt this rank's hidden rows, of the
@@ -45,6 +46,7 @@ public final class RowGather {
         self.globalRowCapacity = globalRowCapacity
         self.localRowCapacity = localRowCapacity
         hidden = arena.floats(globalRowCapacity * width)
+        targets = arena.int32s(globalRowCapacity)
         partial = arena.floats(globalRowCapacity * 2 * width)
         dHiddenCE = arena.floats(localRowCapacity * width)
         dHiddenMI = arena.floats(localRowCapacity * width)
@@ -66,13 +68,18 @@ public final class RowGather {
 
     public func columns(withMI: Bool) -> Int { withMI ? 2 * width : width }
 
-    /// Forward: H ← allgatherv(this rank's `localRows` hidden rows).
-    public func forward(_ hLocal: UnsafePointer<Float>, localRows: Int, batch: Int, samples: Int) {
+    /// Forward: H ← allgatherv(this rank's `localRows` hidden rows) for a
+    /// global batch of `batch` samples × `samples` rows; `rowLabels` are all
+    /// R rows' labels (the same on every rank), kept beside H.
+    public func forward(_ hLocal: UnsafePointer<Float>, localRows: Int, targets rowLabels: UnsafeBufferPointer<Int32>,
+                        batch: Int, samples: Int) {
         let layout = self.layout(batch: batch, samples: samples)
         rows = batch * samples
         self.localRows = localRows
         self.layout = layout
         precondition(rows <= globalRowCapacity && localRows <= localRowCapacity, "RowGather: batch exceeds its capacity")
+        precondition(rowLabels.count == rows, "RowGather: \(rowLabels.count) labels for \(rows) rows")
+        targets.update(from: rowLabels.baseAddress!, count: rows)
         comm.allgatherv(send: UnsafeBufferPointer(start: hLocal, count: localRows * width),
                         receive: UnsafeMutableBufferPointer(start: hidden, count: rows * width), counts: layout.gather)
         bytesSent = comm.size > 1 ? 4 * localRows * width : 0
