@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "VAEASEvaluation", dependencies: ["VAEASDistributed", "CZlib"]),
         // Model assembly, the data-parallel step, the loop, checkpoints, run outputs, bench shapes.
         .target(name: "VAEASTraining", dependencies: [
-            "VAEASDistributed", "VAEASEvaluation", "SafeTensors", "VAEASData", "VAEASConfig",
+            "VAEASDistributed", "VAEASEvaluation", "SafeTensors", "VAEASData", "VAEASConfig", "CZlib",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // One import for the CLI and the tests: re-exports the layers above.

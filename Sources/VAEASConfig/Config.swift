@@ -98,9 +98,18 @@ public struct TrainingConfig: Equatable, Sendable {
     public let logEvery: Int
     /// 0 = checkpoint only at the end.
     public let checkpointEvery: Int
+    /// Training-state cadence: steps and minutes (0 = off), and how many to keep (0 = all).
+    public let checkpointSteps: Int
+    public let checkpointMinutes: Double
+    public let keepCheckpoints: Int
 
-    public init(epochs: Int, batch: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, seed: Int, samples: Int, maxSteps: Int, logEvery: Int, checkpointEvery: Int) {
-        self.epochs = epochs; self.batch = batch; self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.seed = seed; self.samples = samples; self.maxSteps = maxSteps; self.logEvery = logEvery; self.checkpointEvery = checkpointEvery
+    public init(epochs: Int, batch: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, seed: Int, samples: Int,
+                maxSteps: Int, logEvery: Int, checkpointEvery: Int, checkpointSteps: Int = 0, checkpointMinutes: Double = 0,
+                keepCheckpoints: Int = 3) {
+        self.epochs = epochs; self.batch = batch; self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
+        self.seed = seed; self.samples = samples; self.maxSteps = maxSteps; self.logEvery = logEvery
+        self.checkpointEvery = checkpointEvery; self.checkpointSteps = checkpointSteps
+        self.checkpointMinutes = checkpointMinutes; self.keepCheckpoints = keepCheckpoints
     }
 }
 
@@ -246,7 +255,9 @@ public struct TrainConfig: Equatable, Sendable {
         TrainingConfig(epochs: int("train.epochs"), batch: int("train.batch"), lr: float("train.lr"),
                        beta1: float("train.beta1"), beta2: float("train.beta2"), eps: float("train.eps"),
                        seed: int("train.seed"), samples: int("train.samples"), maxSteps: int("train.max_steps"),
-                       logEvery: int("train.log_every"), checkpointEvery: int("train.checkpoint_every"))
+                       logEvery: int("train.log_every"), checkpointEvery: int("train.checkpoint_every"),
+                       checkpointSteps: int("train.checkpoint_steps"), checkpointMinutes: float("train.checkpoint_minutes"),
+                       keepCheckpoints: int("train.keep_checkpoints"))
     }
 
     public var eval: EvalConfig {

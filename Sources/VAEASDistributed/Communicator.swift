@@ -107,14 +107,49 @@ extension Communicator {
             }
         }
         let status = broadcast(bytes: message)
-        if let failure { throw failure }
+        if let failure { throw AgreedFailure(rank: 0, underlying: failure) }
         if !status.isEmpty { throw PeerFailure(rank: 0, message: String(decoding: status, as: UTF8.self)) }
         return result
     }
 }
 
+extension Communicator {
+    /// Runs `body` on every rank and makes the outcome collective: if any rank
+    /// throws, every rank throws (the lowest failing rank's error is sent to
+    /// the others as a `PeerFailure` naming that rank), so no rank goes on into
+    /// a collective the failed one will never reach. Use at phase boundaries
+    /// (data loading, checkpoint writes).
+    public func agree<T>(_ body: () throws -> T) throws -> T {
+        var result: T? = nil
+        var failure: Error? = nil
+        do { result = try body() } catch { failure = error }
+        // Lowest failing rank, or size when none failed: max over ranks of −rank.
+        let lowest = -Int(max([failure == nil ? -Double(size) : -Double(rank)])[0])
+        if lowest < size {
+            let text = rank == lowest ? "\(failure!)" : ""
+            let message = String(decoding: broadcast(bytes: Array(text.utf8), root: lowest), as: UTF8.self)
+            if rank == lowest { throw AgreedFailure(rank: rank, underlying: failure!) }
+            throw PeerFailure(rank: lowest, message: message)
+        }
+        return result!
+    }
+}
+
+/// An error every rank raises together (after a collective agreement), so
+/// every rank can stop normally: no rank is left waiting in a collective.
+/// Any other error on one rank of several ends the job with MPI_Abort.
+public protocol CollectiveError: Error {}
+
+/// This rank failed, and every other rank knows (they throw `PeerFailure`):
+/// this rank prints the error.
+public struct AgreedFailure: CollectiveError, CustomStringConvertible {
+    public let rank: Int
+    public let underlying: Error
+    public var description: String { "\(underlying)" }
+}
+
 /// Another rank failed; this one stops too. Its message is not printed again.
-public struct PeerFailure: Error, CustomStringConvertible {
+public struct PeerFailure: CollectiveError, CustomStringConvertible {
     public let rank: Int
     public let message: String
     public var description: String { "rank \(rank) failed: \(message)" }

@@ -47,6 +47,25 @@ public protocol ShardedParameters: AnyObject {
     func gradientSum() -> Double
     /// One optimizer step on this rank's rows.
     func applyUpdate(lr: Float, beta1: Float, beta2: Float, eps: Float)
+    /// The global row (label, or tree node in preorder) of each local row, in
+    /// local order: what a sharded training-state checkpoint records.
+    var globalRows: [Int] { get }
+    /// Local rows this rank writes into a sharded checkpoint (replicated rows
+    /// only on rank 0, so each global row is written once).
+    var rowsToSave: Range<Int> { get }
+    /// Row k's weight (h floats) and bias live at `store` offsets
+    /// `weightOffset + k·h` and `biasOffset + k`.
+    var weightOffset: Int { get }
+    var biasOffset: Int { get }
+    /// The optimizer (nil before the first update).
+    var optimizer: Adam? { get }
+    /// Restores the optimizer from saved moments (laid out as `store`).
+    func restoreOptimizer(step: Int, m: UnsafePointer<Float>, v: UnsafePointer<Float>, lr: Float, beta1: Float,
+                          beta2: Float, eps: Float)
+}
+
+extension ShardedParameters {
+    public var rowsToSave: Range<Int> { 0..<ownedRows }
 }
 
 /// The layer in the checkpoint: gathered in label (or preorder) order on rank 0.

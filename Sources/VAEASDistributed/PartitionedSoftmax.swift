@@ -42,6 +42,9 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
     public var rows: Int { rowGather.rows }
     private let arena = Arena()
     private var adam: Adam?
+    public var optimizer: Adam? { adam }
+    public var weightOffset: Int { weight }
+    public var biasOffset: Int { bias }
     public private(set) var bytesSentLastStep = 0
 
     public init(labels: Int, width: Int, comm: Communicator, globalRowCapacity: Int, localRowCapacity: Int) {
@@ -169,6 +172,7 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
     }
 
     public var ownedRows: Int { owned.count }
+    public var globalRows: [Int] { Array(owned) }
     public func zeroGrads() { store.zeroGrads() }
     public func gradientSum() -> Double { Kernels.sum(store.grads, count: store.count) }
 
@@ -209,5 +213,12 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
 
     /// Bytes this rank holds for the layer: W_r, b_r with gradients and two Adam
     /// moments, plus the per-step logits and probabilities.
+    public func restoreOptimizer(step: Int, m: UnsafePointer<Float>, v: UnsafePointer<Float>, lr: Float, beta1: Float,
+                                 beta2: Float, eps: Float) {
+        let a = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps)
+        a.restore(step: step, m: m, v: v)
+        adam = a
+    }
+
     public var memoryBytes: Int { 4 * (4 * owned.count * (width + 1) + 2 * globalRowCapacity * owned.count) }
 }

@@ -59,6 +59,9 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
     private var stepStamp: Int32 = 0
     /// SparseAdam (created at the first update, with that step's hyperparameters).
     private var adam: Adam?
+    public var optimizer: Adam? { adam }
+    public var weightOffset: Int { weight }
+    public var biasOffset: Int { bias }
     private let arena = Arena()
 
     public var rows: Int { rowGather.rows }
@@ -92,6 +95,9 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
     }
 
     public var ownedRows: Int { nodeCount }
+    public var globalRows: [Int] { partition.ownedNodes.sorted { $0.row < $1.row }.map(\.id) }
+    /// The replicated top (local rows 0..<topCount) is saved by rank 0 only.
+    public var rowsToSave: Range<Int> { (comm.rank == 0 ? 0 : topCount)..<nodeCount }
 
     /// Row k of the local store is drawn from counter (tensorID, preorder id):
     /// the same node gets the same values whatever P is.
@@ -240,6 +246,13 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
             if any { updateRow(row) }
         }
         for i in 0..<touchedCount where Int(touched[i]) >= topCount { updateRow(Int(touched[i])) }
+    }
+
+    public func restoreOptimizer(step: Int, m: UnsafePointer<Float>, v: UnsafePointer<Float>, lr: Float, beta1: Float,
+                                 beta2: Float, eps: Float) {
+        let a = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps)
+        a.restore(step: step, m: m, v: v)
+        adam = a
     }
 
     public var memoryBytes: Int { 4 * (4 * store.count) + globalRowCapacity * partition.maxDepth * 12 }

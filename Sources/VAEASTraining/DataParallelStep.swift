@@ -29,8 +29,15 @@ public final class DataParallelStep {
     public let noise: NoiseSource
     public let optimizer: Adam
     public let settings: OptimizerSettings
-    /// Optimizer steps taken.
-    public private(set) var globalStep = 0
+    /// Optimizer steps taken (restored on resume).
+    public internal(set) var globalStep = 0
+    /// This rank's requests for the next step boundary, summed over ranks with
+    /// the step's loss sums (no extra collective): after a step, `agreedStop` /
+    /// `agreedCheckpoint` say whether any rank asked.
+    public var requestStop = false
+    public var requestCheckpoint = false
+    public private(set) var agreedStop = false
+    public private(set) var agreedCheckpoint = false
     /// Seconds per phase on this rank (for `bench`).
     public var phases = PhaseTimes()
     private let arena = Arena()
@@ -119,12 +126,14 @@ public final class DataParallelStep {
         let shardSum = model.shardGradientSum()
         phases.backward += clock.lap()
         comm.allreduceSum(model.parameters.gradBuffer)
-        var sums = (stats.recon, stats.kl, shardSum)
+        var sums = (stats.recon, stats.kl, shardSum, requestStop ? 1.0 : 0, requestCheckpoint ? 1.0 : 0)
         withUnsafeMutableBytes(of: &sums) { raw in comm.allreduceSum(raw.bindMemory(to: Double.self)) }
         phases.communication += clock.lap()
         stats.recon = sums.0
         stats.kl = sums.1
         stats.count = b
+        agreedStop = sums.3 > 0
+        agreedCheckpoint = sums.4 > 0
         return (stats, sums.2)
     }
 

@@ -51,7 +51,7 @@ struct PhaseClock {
 
 /// A run stopped because a loss or gradient was NaN or infinite. The
 /// parameters were not updated with it; the last checkpoint stays as it was.
-public struct NonFiniteError: Error, CustomStringConvertible {
+public struct NonFiniteError: CollectiveError, CustomStringConvertible {
     public let epoch: Int
     public let step: Int
     public let what: String
@@ -61,7 +61,7 @@ public struct NonFiniteError: Error, CustomStringConvertible {
     }
 }
 
-public struct ReplicaDivergenceError: Error, CustomStringConvertible {
+public struct ReplicaDivergenceError: CollectiveError, CustomStringConvertible {
     public let epoch: Int
     public var description: String { "replicated parameters differ between ranks after epoch \(epoch)" }
 }

@@ -45,25 +45,65 @@ public final class TrainingLoop {
     var comm: Communicator { step.comm }
     var model: VAEASModel { step.model }
 
+    /// The run's directory on every rank (shards of training-state
+    /// checkpoints are written by each rank); nil: no training-state checkpoints.
+    public var runDirectory: String?
+    /// Where to start: `.start`, or a restored checkpoint's position (`--resume`).
+    public var start = TrainingPosition.start
+    private var lastStateSave = Date()
+    private var lastStateStep = -1
+
     public func run() throws {
         let t = config.train
-        let runStart = Date()
+        var position = start
+        let runStart = Date().addingTimeInterval(-position.elapsed)
         var stop = false
         let stepsPerEpoch = step.stepsPerEpoch
         logger.info("training \(step.feed.count) samples on \(comm.size) rank(s), global batch \(t.batch), \(stepsPerEpoch) steps/epoch, \(model.parameters.count) parameters")
-        for epoch in 1...t.epochs where !stop {
+        if t.maxSteps > 0 && position.globalStep >= t.maxSteps {
+            throw ConfigError(key: "train.max_steps", source: nil,
+                              message: "the run already took \(position.globalStep) steps (train.max_steps = \(t.maxSteps)); "
+                                  + "raise it, or set it to 0 for no cap, e.g. --set train.max_steps=0")
+        }
+        guard position.epoch <= t.epochs else {
+            throw ConfigError(key: "train.epochs", source: nil,
+                              message: "the run already finished its \(t.epochs) epochs; raise it to continue, e.g. --set train.epochs=\(t.epochs + 10)")
+        }
+        for epoch in position.epoch...t.epochs where !stop {
             let epochStart = Date()
             let perm = step.permutation(epoch: epoch)
-            var total = StepStats()
+            let resumed = epoch == position.epoch
+            var total = resumed ? position.epochTotals.stats : StepStats()
+            let samplesBefore = total.count   // done before a resume: not part of this epoch's rate
             try perm.withUnsafeBufferPointer { p in
-                for s in 0..<stepsPerEpoch {
+                for s in (resumed ? position.stepInEpoch : 0)..<stepsPerEpoch {
+                    step.requestStop = Preemption.signal != 0
+                    step.requestCheckpoint = comm.isRoot && t.checkpointMinutes > 0
+                        && Date().timeIntervalSince(lastStateSave) >= t.checkpointMinutes * 60
                     let range = (s * t.batch)..<min((s + 1) * t.batch, p.count)
                     let st = try step(UnsafeBufferPointer(rebasing: p[range]), epoch: epoch)
                     total.add(st)
                     if t.logEvery > 0 && step.globalStep % t.logEvery == 0 { try logStep(st, epoch: epoch) }
                     progress?.step(epoch: epoch, step: s + 1, of: stepsPerEpoch, samples: total.count,
                                    loss: model.objective.summary(total)[0].1, since: epochStart)
-                    if t.maxSteps > 0 && step.globalStep >= t.maxSteps { stop = true; break }
+                    // The position after this step: what a checkpoint taken now resumes from.
+                    let here = TrainingPosition(globalStep: step.globalStep, epoch: epoch, stepInEpoch: s + 1,
+                                                epochTotals: ExactStats(total), elapsed: Date().timeIntervalSince(runStart),
+                                                metricsLines: output?.metricsLines ?? 0, stepsLines: output?.stepsLines ?? 0)
+                    if step.agreedStop {
+                        try saveState(here)
+                        throw PreemptedError(signal: Preemption.signal, epoch: epoch, step: step.globalStep,
+                                             directory: runDirectory ?? "(no output directory)")
+                    }
+                    if t.maxSteps > 0 && step.globalStep >= t.maxSteps {
+                        // Saved before the partial epoch's metrics line, which a resume drops.
+                        try saveState(here)
+                        stop = true
+                        break
+                    }
+                    if (t.checkpointSteps > 0 && step.globalStep % t.checkpointSteps == 0) || step.agreedCheckpoint {
+                        try saveState(here)
+                    }
                 }
             }
             let trainSeconds = Date().timeIntervalSince(epochStart)
@@ -85,7 +125,7 @@ public final class TrainingLoop {
             record.set("replicas_identical", true)
             record.set("param_sum", step.parameterSum)
             record.set("samples", total.count)
-            record.set("samples_per_s", Double(total.count) / trainSeconds)
+            record.set("samples_per_s", Double(total.count - samplesBefore) / trainSeconds)
             record.set("seconds", trainSeconds)
             record.set("eval_seconds", evalSeconds)
             record.set("elapsed", Date().timeIntervalSince(runStart))
@@ -98,7 +138,23 @@ public final class TrainingLoop {
                 if let writer, let output { try writer.write(to: output.checkpointPath) }
             }
             progress?.epochDone(record, epochs: t.epochs)
+            if checkpointDue && !stop {
+                position = TrainingPosition(globalStep: step.globalStep, epoch: epoch + 1, stepInEpoch: 0,
+                                            epochTotals: ExactStats(StepStats()), elapsed: Date().timeIntervalSince(runStart),
+                                            metricsLines: output?.metricsLines ?? 0, stepsLines: output?.stepsLines ?? 0)
+                try saveState(position)
+            }
         }
+    }
+
+    /// A training-state checkpoint at `position` (collective; no-op without a run directory).
+    private func saveState(_ position: TrainingPosition) throws {
+        guard let runDirectory else { return }
+        // The lines known on rank 0 go into the manifest rank 0 writes.
+        try TrainingCheckpoint.save(step, position: position, config: config.yaml(), runDirectory: runDirectory,
+                                    keep: config.train.keepCheckpoints)
+        lastStateSave = Date()
+        lastStateStep = position.globalStep
     }
 
     /// `steps.jsonl`: one line per `train.log_every` steps.

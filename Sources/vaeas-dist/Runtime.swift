@@ -8,8 +8,16 @@ import VAEASData
 /// Process-wide set-up shared by the subcommands: MPI, BLAS threads, logging,
 /// and turning errors into one clear message and a non-zero exit.
 enum Runtime {
-    /// Runs `body` with an MPI communicator. Errors are printed once (by rank
-    /// 0, or by the failing rank when only it knows) and exit with status 1.
+    /// Runs `body` with an MPI communicator. Errors end the job with status 1
+    /// and are printed once:
+    /// - a `CollectiveError` (every rank raised it together): by the rank that
+    ///   failed (`AgreedFailure`, with its rank and host when it is not rank 0)
+    ///   or by rank 0; every rank then finalizes normally;
+    /// - a stop on a signal (`PreemptedError`): rank 0 prints where to resume;
+    ///   status `Preemption.exitStatus` (75);
+    /// - any other error, which only this rank knows of: printed with the rank
+    ///   and host, then MPI_Abort ends every rank (no rank waits forever in a
+    ///   collective the failed one will never reach).
     static func withCommunicator(_ body: (Communicator) throws -> Void) throws {
         let comm: MPICommunicator
         do { comm = try MPICommunicator() } catch {
@@ -22,21 +30,45 @@ enum Runtime {
             h.logLevel = comm.rank == 0 ? .info : .error
             return h
         }
+        func report(_ text: String) {
+            fflush(stdout)
+            let who = comm.size > 1 && comm.rank != 0 ? "rank \(comm.rank) of \(comm.size) (\(hostName())): " : ""
+            FileHandle.standardError.write(Data("error: \(who)\(text)\n".utf8))
+        }
         do {
             try body(comm)
-        } catch let e as PeerFailure {
-            _ = e  // rank 0 printed the cause
+        } catch let e as PreemptedError {
+            if comm.isRoot { print(e); fflush(stdout) }
+            comm.finalize()
+            throw ExitCode(Preemption.exitStatus)
+        } catch is PeerFailure {
+            // The failing rank printed the cause.
+            comm.finalize()
+            throw ExitCode(1)
+        } catch let e as AgreedFailure {
+            report("\(e.underlying)")
+            comm.finalize()
+            throw ExitCode(1)
+        } catch let e as CollectiveError {
+            if comm.isRoot { report("\(e)") }
             comm.finalize()
             throw ExitCode(1)
         } catch {
-            if comm.rank == 0 {
-                fflush(stdout)
-                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            report("\(error)")
+            if comm.size > 1 {
+                FileHandle.standardError.write(Data("error: rank \(comm.rank) ends the job (MPI_Abort): the other ranks cannot know of this error\n".utf8))
+                comm.abort(code: 1)
             }
             comm.finalize()
             throw ExitCode(1)
         }
         comm.finalize()
+    }
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        return String(cString: buffer)
     }
 
     /// P ranks on C cores already fill the cores; OpenBLAS threads beyond

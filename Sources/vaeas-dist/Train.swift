@@ -2,39 +2,81 @@ import ArgumentParser
 import Foundation
 import VAEAS
 import VAEASConfig
+import VAEASData
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a VAE (objective.kind=vae) or VAE-AS (objective.kind=vaeas) data-parallel over the MPI ranks.",
         discussion: """
         Writes into --out: config.yaml (resolved), metrics.jsonl (one object per epoch),
-        steps.jsonl (when train.log_every > 0) and model.safetensors.
+        steps.jsonl (when train.log_every > 0), model.safetensors, and checkpoints/step-N/
+        (training state: parameters, Adam moments, the partitioned rows sharded by rank, and a
+        manifest) at every model checkpoint, every train.checkpoint_steps steps, every
+        train.checkpoint_minutes minutes, at train.max_steps and on a stop signal.
         Without --config the embedded default runs: Fashion-MNIST from
         /usr/share/datasets/fashion-mnist, dynamically binarized (see `vaeas-dist show-config`).
 
-        Example:
+        --resume DIR continues the run in DIR from its newest intact checkpoint (a torn or corrupt
+        one is skipped, with the reason), at any rank count, appending to its metrics.jsonl and
+        steps.jsonl. With --resume, --set may change only keys that do not alter the trajectory:
+        \(Train.resumableKeys.joined(separator: ", ")) (train.lr does alter it: allowed for
+        recovering from a divergence).
+
+        SIGTERM, SIGINT or SIGUSR1 on any rank: the ranks agree at the next step boundary, write a
+        checkpoint and exit with status \(Preemption.exitStatus); a second signal exits at once.
+        Under mpirun send SIGUSR1 to mpirun (forwarded to every rank); under srun, scancel or
+        --signal=USR1@SECONDS.
+
+        Examples:
           mpirun -n 2 vaeas-dist train --config configs/mnist-vaeas-quick.yaml --data-dir ../shared/data --out runs/quick
+          mpirun -n 3 vaeas-dist train --resume runs/quick --set train.epochs=20
         """)
+
+    /// Keys `--resume` lets `--set` change: none alters the trajectory up to the
+    /// checkpoint (`train.lr` alters it from there on: allowed to recover from a divergence).
+    static let resumableKeys = ["train.epochs", "train.max_steps", "train.log_every", "train.checkpoint_every",
+                                "train.checkpoint_steps", "train.checkpoint_minutes", "train.keep_checkpoints", "train.lr",
+                                "eval.every", "eval.batch", "eval.iw_samples", "eval.au_threshold", "data.dir"]
 
     @OptionGroup var options: ConfigOptions
 
     @Option(name: .long, help: "Output directory (default: runs/<dataset>-<date>-<time>).")
     var out: String?
 
-    @Flag(name: .long, help: "Allow --out to be a directory that already holds a run's files (they are replaced).")
+    @Flag(name: .long, help: "Allow --out to be a directory that already holds a run's files (they are removed first).")
     var overwrite = false
 
+    @Option(name: .long, help: ArgumentHelp("Continue the run in DIR from its newest intact checkpoint.", valueName: "DIR"))
+    var resume: String?
+
+    func validate() throws {
+        if resume != nil {
+            if options.config != nil { throw ValidationError("--resume uses the run's own config.yaml; drop --config (change keys with --set)") }
+            if out != nil { throw ValidationError("--resume writes into its own directory; drop --out") }
+            if overwrite { throw ValidationError("--resume appends to the run; drop --overwrite") }
+        }
+    }
+
     func run() throws {
+        Preemption.install()
         try Runtime.withCommunicator { comm in
-            let config = try options.resolve()
-            let data = try Runtime.loadData(config)
+            if let resume { return try resumeRun(resume, comm: comm) }
+            // Every rank resolves the config and loads its data; they agree on the outcome,
+            // so a rank whose data is missing ends the job instead of leaving the others waiting.
+            let (config, data) = try comm.agree { () throws -> (TrainConfig, (train: Dataset, test: Dataset?)) in
+                let config = try options.resolve()
+                return (config, try Runtime.loadData(config))
+            }
             let outDir = out ?? Train.defaultOutDirectory(config, comm: comm)
             let output: RunOutput? = try comm.rootOnly {
                 let o = try RunOutput(directory: outDir, overwrite: overwrite, stepLog: config.train.logEvery > 0)
                 try o.writeConfig(config.yaml())
                 return o
             } ?? nil
-            let loop = try TrainingLoop.make(config: config, train: data.train, test: data.test, comm: comm, output: output)
+            let loop = try comm.agree {
+                try TrainingLoop.make(config: config, train: data.train, test: data.test, comm: comm, output: output)
+            }
+            loop.runDirectory = outDir
             if comm.isRoot {
                 loop.progress = Progress()
                 print("vaeas-dist train: \(config.data.name) (\(data.train.count) samples), \(comm.size) rank(s), writing \(outDir)")
@@ -42,6 +84,61 @@ struct Train: ParsableCommand {
             try loop.run()
             if comm.isRoot { print("done: \(outDir)/model.safetensors") }
         }
+    }
+
+    /// `--resume DIR`: the newest intact checkpoint, the run's config with the
+    /// allowed overrides, the state restored (resharded to this rank count),
+    /// the logs trimmed to the checkpoint and appended to.
+    func resumeRun(_ dir: String, comm: Communicator) throws {
+        // Rank 0 chooses (and says what it skipped); every rank then reads that one.
+        let chosen = try comm.rootOnly { () throws -> String in
+            guard let found = TrainingCheckpoint.newestIntact(in: dir) else {
+                let why = FileManager.default.fileExists(atPath: dir + "/checkpoints")
+                    ? "none of its checkpoints is intact" : "it has no checkpoints/ directory"
+                throw CheckpointError(path: dir, message: "cannot resume: \(why)")
+            }
+            for s in found.skipped { print("resume: skipping \(s)") }
+            TrainingCheckpoint.removeStaleTemporaries(in: dir)
+            return found.path
+        }
+        let path = String(decoding: comm.broadcast(bytes: Array((chosen ?? "").utf8)), as: UTF8.self)
+        let (manifest, config, data) = try comm.agree { () throws -> (StateManifest, TrainConfig, (train: Dataset, test: Dataset?)) in
+            let manifest = try TrainingCheckpoint.verify(path)
+            var config = try TrainConfig.parse(yaml: manifest.config, source: path + "/manifest.json")
+            for o in options.overrides {
+                let key = String(o[..<(o.firstIndex(of: "=") ?? o.endIndex)]).trimmingCharacters(in: .whitespaces)
+                guard Train.resumableKeys.contains(key) else {
+                    throw ConfigError(key: key, source: "--set", message: "cannot change on --resume: it alters the trajectory "
+                                      + "of the run being continued; keys --resume can change: "
+                                      + Train.resumableKeys.joined(separator: ", "))
+                }
+                try config.set(o)
+            }
+            if let d = options.dataDir { try config.set("data.dir", to: .string(d)) }
+            try config.validate()
+            return (manifest, config, try Runtime.loadData(config))
+        }
+        let position = manifest.position
+        let output: RunOutput? = try comm.rootOnly {
+            let o = try RunOutput(resuming: dir, metricsLines: position.metricsLines, stepsLines: position.stepsLines,
+                                  stepLog: config.train.logEvery > 0)
+            try o.writeConfig(config.yaml())
+            return o
+        } ?? nil
+        let loop = try comm.agree { () throws -> TrainingLoop in
+            let step = try DataParallelStep.make(config: config, train: data.train, comm: comm)
+            try TrainingCheckpoint.restore(step, from: path, manifest: manifest)
+            return try TrainingLoop(config: config, step: step, test: data.test, output: output)
+        }
+        loop.runDirectory = dir
+        loop.start = position
+        if comm.isRoot {
+            loop.progress = Progress()
+            print("vaeas-dist train: resuming \(dir) from \(URL(fileURLWithPath: path).lastPathComponent) "
+                  + "(epoch \(position.epoch), step \(position.globalStep); saved at \(manifest.ranks) rank(s), now \(comm.size))")
+        }
+        try loop.run()
+        if comm.isRoot { print("done: \(dir)/model.safetensors") }
     }
 
     /// Chosen on rank 0 (its clock) and broadcast, so every rank agrees.

@@ -29,6 +29,7 @@ final class ConfigTests: ConfigTestCase {
             "objective.label_assignment", "objective.mi_estimator", "objective.softmax", "objective.leaf_order",
             "train.epochs", "train.batch", "train.lr", "train.beta1", "train.beta2", "train.eps", "train.seed",
             "train.samples", "train.max_steps", "train.log_every", "train.checkpoint_every",
+            "train.checkpoint_steps", "train.checkpoint_minutes", "train.keep_checkpoints",
             "eval.every", "eval.batch", "eval.iw_samples", "eval.au_threshold",
         ])
         let c = TrainConfig.defaults

@@ -84,20 +84,22 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8), "previous")
     }
 
-    /// A diverging run stops with a non-zero exit before applying the NaN, and
-    /// the checkpoint of the last completed epoch stays loadable.
+    /// A diverging run stops with a non-zero exit before applying the NaN;
+    /// the last checkpoint stays as it was and resumable, and `--resume
+    /// --set train.lr=…` (allowed for this case) continues the run.
     func testNaNInTrainingStopsWithError() throws {
         let out = CLI.temporaryDirectory("nan")
         let good = try CLI.run(smallArguments(out: out), ranks: 2)
         XCTAssertEqual(good.status, 0, good.output)
         let before = FileManager.default.contents(atPath: out + "/model.safetensors")
         XCTAssertNotNil(before)
-        var args = smallArguments(out: out, extra: ["--set", "train.lr=1e30", "--set", "train.epochs=3"])
-        args.removeAll { $0 == "--overwrite" }
-        args.append("--overwrite")
-        let r = try CLI.run(args, ranks: 2)
+        let r = try CLI.run(["train", "--resume", out, "--set", "train.lr=1e30", "--set", "train.epochs=3"], ranks: 2)
         assertFails(r, mentions: ["non-finite", "train.lr"])
         XCTAssertEqual(FileManager.default.contents(atPath: out + "/model.safetensors"), before,
                        "the diverged run must not replace the checkpoint with NaNs")
+        let again = try CLI.run(["train", "--resume", out, "--set", "train.epochs=2"], ranks: 2)
+        XCTAssertEqual(again.status, 0, again.output)
+        let epochs = try CLI.jsonLines(out + "/metrics.jsonl").map { $0["epoch"] as! Int }
+        XCTAssertEqual(epochs, [1, 2], "the diverged attempt leaves no line behind")
     }
 }

@@ -25,6 +25,13 @@ public final class Adam {
 
     deinit { m.deallocate(); v.deallocate() }
 
+    /// Restores a saved state: the step count t and the moments (resumed training).
+    public func restore(step: Int, m: UnsafePointer<Float>, v: UnsafePointer<Float>) {
+        self.step = step
+        self.m.update(from: m, count: count)
+        self.v.update(from: v, count: count)
+    }
+
     /// The step's scalars: lr/(1−β₁ᵗ) and 1/√(1−β₂ᵗ).
     public struct StepScalars: Sendable {
         public let stepSize: Float

@@ -1,0 +1,405 @@
+import CZlib
+import Foundation
+import SafeTensors
+import VAEASCore
+import VAEASDistributed
+
+/// Where a run stands between two steps: with the tensors, everything the next
+/// step depends on. Randomness needs no saved stream: every draw (the epoch's
+/// permutation, ε, the dynamic binarization) is Philox at a counter of
+/// (seed, purpose, epoch, sample index, draw), so (epoch, stepInEpoch) is enough.
+public struct TrainingPosition: Codable, Equatable, Sendable {
+    /// Optimizer steps taken.
+    public var globalStep: Int
+    /// The epoch in progress (1-based) and how many of its steps are done.
+    public var epoch: Int
+    public var stepInEpoch: Int
+    /// The epoch's loss sums so far (for its `metrics.jsonl` line), bit for bit.
+    public var epochTotals: ExactStats
+    /// Seconds of training before this point (for `elapsed`).
+    public var elapsed: Double
+    /// Lines of `metrics.jsonl` and `steps.jsonl` that belong to the run up to here.
+    public var metricsLines: Int
+    public var stepsLines: Int
+
+    public static let start = TrainingPosition(globalStep: 0, epoch: 1, stepInEpoch: 0, epochTotals: ExactStats(StepStats()),
+                                               elapsed: 0, metricsLines: 0, stepsLines: 0)
+}
+
+/// `StepStats` with its Doubles as bit patterns, so JSON round-trips them exactly.
+public struct ExactStats: Codable, Equatable, Sendable {
+    var recon: UInt64, kl: UInt64, count: Int, crossEntropy: UInt64, hHat: UInt64, rows: Int
+    public init(_ s: StepStats) {
+        recon = s.recon.bitPattern; kl = s.kl.bitPattern; count = s.count
+        crossEntropy = s.crossEntropy.bitPattern; hHat = s.hHat.bitPattern; rows = s.rows
+    }
+    public var stats: StepStats {
+        var s = StepStats()
+        s.recon = Double(bitPattern: recon); s.kl = Double(bitPattern: kl); s.count = count
+        s.crossEntropy = Double(bitPattern: crossEntropy); s.hHat = Double(bitPattern: hHat); s.rows = rows
+        return s
+    }
+}
+
+/// `manifest.json` of a training-state checkpoint, written last: a directory
+/// without it is incomplete; a file whose size or CRC-32 differs is corrupt.
+public struct StateManifest: Codable, Sendable {
+    public static let currentFormat = "vaeas-dist-state/1"
+    public struct FileEntry: Codable, Sendable {
+        public var name: String
+        public var bytes: Int
+        public var crc32: UInt32
+    }
+    /// One rank's shard of the partitioned output layer: the global rows it
+    /// holds, as [lo, hi) ranges in storage order.
+    public struct Shard: Codable, Sendable {
+        public var rank: Int
+        public var file: String
+        public var rows: [[Int]]
+    }
+    public var format: String
+    public var position: TrainingPosition
+    public var ranks: Int
+    /// The resolved config of the run (YAML).
+    public var config: String
+    public var files: [FileEntry]
+    /// Partitioned output layer (VAE-AS): V, h, the layer kind and its shards.
+    public var labels: Int?
+    public var width: Int?
+    public var softmax: String?
+    /// Adam's step count t of the partitioned layer (0 before its first update).
+    public var outputAdamStep: Int?
+    public var shards: [Shard]
+}
+
+/// Sharded, atomic training-state checkpoints (PyTorch DCP's layout):
+///
+///     checkpoints/step-000000123/
+///       replicated.safetensors    rank 0: every replicated tensor, its Adam exp_avg and exp_avg_sq
+///       shard-R-of-P.safetensors  rank R: its rows of the partitioned layer, with their moments
+///       manifest.json             rank 0, last: position, config, shards, sizes and CRC-32s
+///
+/// Written into `.tmp-step-…`, each file fsynced, renamed into place, parent
+/// fsynced. A V × h layer never passes through one rank. Loading at another
+/// rank count re-slices the rows (resharding).
+public enum TrainingCheckpoint {
+    public static func directoryName(step: Int) -> String { String(format: "step-%09d", step) }
+
+    /// Writes the state of `step` at `position` under `runDirectory/checkpoints`
+    /// and keeps the newest `keep` (0 = all). Collective; returns the directory.
+    @discardableResult
+    public static func save(_ step: DataParallelStep, position: TrainingPosition, config: String,
+                            runDirectory: String, keep: Int) throws -> String {
+        let comm = step.comm, model = step.model
+        let root = runDirectory + "/checkpoints"
+        let name = directoryName(step: position.globalStep)
+        let final = root + "/" + name, tmp = root + "/.tmp-" + name
+        var sealed = false
+        // A failed write (a full disk, a vanished directory) leaves no partial directory behind.
+        defer { if !sealed && comm.isRoot { try? FileManager.default.removeItem(atPath: tmp) } }
+        _ = try comm.rootOnly {
+            try makeDirectory(root)
+            try? FileManager.default.removeItem(atPath: tmp)   // a stale one from a crash
+            try makeDirectory(tmp)
+        }
+        // Every rank writes its shard; all agree on the outcome before rank 0 seals the directory.
+        var shard: (file: String, rows: [[Int]], bytes: Int, crc: UInt32)? = nil
+        if let layer = model.classifier?.output {
+            let file = "shard-\(comm.rank)-of-\(comm.size).safetensors"
+            shard = try comm.agree {
+                let (bytes, rows) = try shardBytes(layer, rank: comm.rank)
+                try DurableFile.write(bytes, to: tmp + "/" + file)
+                return (file, rows, bytes.count, DurableFile.crc32(bytes))
+            }
+        }
+        // Shard sizes, CRCs and row ranges to rank 0 (a few numbers per rank).
+        var table = [Double](repeating: 0, count: 2 * comm.size)
+        if let shard { table[2 * comm.rank] = Double(shard.bytes); table[2 * comm.rank + 1] = Double(shard.crc) }
+        table = comm.sum(table)
+        let labels = model.classifier?.output.labels
+        _ = try comm.rootOnly {
+            var files: [StateManifest.FileEntry] = []
+            var shards: [StateManifest.Shard] = []
+            if let layer = model.classifier?.output {
+                for r in 0..<comm.size {
+                    let file = "shard-\(r)-of-\(comm.size).safetensors"
+                    files.append(.init(name: file, bytes: Int(table[2 * r]), crc32: UInt32(table[2 * r + 1])))
+                    shards.append(.init(rank: r, file: file, rows: rowRanges(layer, rank: r, ranks: comm.size)))
+                }
+            }
+            let replicated = try replicatedBytes(step)
+            try DurableFile.write(replicated, to: tmp + "/replicated.safetensors")
+            files.insert(.init(name: "replicated.safetensors", bytes: replicated.count, crc32: DurableFile.crc32(replicated)), at: 0)
+            let manifest = StateManifest(format: StateManifest.currentFormat, position: position, ranks: comm.size,
+                                         config: config, files: files, labels: labels,
+                                         width: model.classifier?.output.width,
+                                         softmax: model.spec.classifier?.softmax.rawValue,
+                                         outputAdamStep: model.classifier?.output.optimizer?.step, shards: shards)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try DurableFile.write([UInt8](try encoder.encode(manifest)), to: tmp + "/manifest.json")
+            if FileManager.default.fileExists(atPath: final) { try FileManager.default.removeItem(atPath: final) }
+            guard rename(tmp, final) == 0 else {
+                throw CheckpointError(path: final, message: "cannot rename \(tmp) into place: \(String(cString: strerror(errno)))")
+            }
+            DurableFile.syncDirectory(root)
+            if keep > 0 { prune(root, keep: keep) }
+        }
+        sealed = true
+        return final
+    }
+
+    /// The newest checkpoint under `runDirectory/checkpoints` whose manifest
+    /// parses and whose files have the recorded sizes and CRC-32s, and what
+    /// was skipped on the way (newest first) with the reason.
+    public static func newestIntact(in runDirectory: String) -> (path: String, manifest: StateManifest, skipped: [String])? {
+        let root = runDirectory + "/checkpoints"
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
+            .filter { $0.hasPrefix("step-") }.sorted(by: >)
+        var skipped: [String] = []
+        for name in names {
+            let dir = root + "/" + name
+            do {
+                return (dir, try verify(dir), skipped)
+            } catch {
+                skipped.append("\(error)")
+            }
+        }
+        return nil
+    }
+
+    /// Reads and checks a checkpoint directory: the manifest, then every file's size and CRC-32.
+    public static func verify(_ dir: String) throws -> StateManifest {
+        let manifestPath = dir + "/manifest.json"
+        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            throw CheckpointError(path: dir, message: "incomplete: no manifest.json (the write was interrupted)")
+        }
+        let manifest: StateManifest
+        do { manifest = try JSONDecoder().decode(StateManifest.self, from: data) } catch {
+            throw CheckpointError(path: manifestPath, message: "unreadable manifest (\(error))")
+        }
+        guard manifest.format == StateManifest.currentFormat else {
+            throw CheckpointError(path: manifestPath, message: "format '\(manifest.format)', expected '\(StateManifest.currentFormat)'")
+        }
+        for f in manifest.files {
+            let path = dir + "/" + f.name
+            guard let bytes = FileManager.default.contents(atPath: path) else {
+                throw CheckpointError(path: path, message: "missing (listed in manifest.json)")
+            }
+            guard bytes.count == f.bytes else {
+                throw CheckpointError(path: path, message: "\(bytes.count) bytes, manifest.json says \(f.bytes) (truncated or overwritten)")
+            }
+            let crc = bytes.withUnsafeBytes { DurableFile.crc32($0) }
+            guard crc == f.crc32 else {
+                throw CheckpointError(path: path, message: "CRC-32 \(crc), manifest.json says \(f.crc32) (corrupt)")
+            }
+        }
+        return manifest
+    }
+
+    /// Restores parameters, Adam state and the partitioned rows (re-sliced for
+    /// this rank count) from a verified checkpoint. Local (no collective): wrap
+    /// it in `Communicator.agree` so that one rank's failure stops every rank.
+    public static func restore(_ step: DataParallelStep, from dir: String, manifest: StateManifest) throws {
+        let model = step.model
+        do {
+            let file = try SafeTensorsFile.load(path: dir + "/replicated.safetensors")
+            let p = model.parameters
+            var m = [Float](repeating: 0, count: p.count), v = m
+            for slot in p.slots {
+                let range = slot.offset..<(slot.offset + slot.count)
+                let values = try tensor(file, slot.name, shape: slot.shape)
+                values.withUnsafeBufferPointer { (p.values + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
+                m.replaceSubrange(range, with: try tensor(file, slot.name + ".exp_avg", shape: slot.shape))
+                v.replaceSubrange(range, with: try tensor(file, slot.name + ".exp_avg_sq", shape: slot.shape))
+            }
+            guard let s = file.metadata["adam_step"].flatMap(Int.init) else {
+                throw CheckpointError(path: file.path, message: "__metadata__ key 'adam_step' missing")
+            }
+            step.optimizer.restore(step: s, m: m, v: v)
+            if let layer = model.classifier?.output { try restoreShard(layer, dir: dir, manifest: manifest, settings: step.settings) }
+        }
+        step.globalStep = manifest.position.globalStep
+    }
+
+    // MARK: - pieces
+
+    /// This rank's rows of the layer (weights, biases and both Adam moments) as safetensors bytes.
+    static func shardBytes(_ layer: PartitionedOutputLayer, rank: Int) throws -> ([UInt8], [[Int]]) {
+        let rows = layer.rowsToSave, h = layer.width, ids = layer.globalRows
+        let store = layer.store
+        var w = SafeTensorsWriter()
+        let count = store.count
+        let zeros = [Float](repeating: 0, count: count)
+        let m = layer.optimizer.map { Array(UnsafeBufferPointer(start: $0.m, count: count)) } ?? zeros
+        let v = layer.optimizer.map { Array(UnsafeBufferPointer(start: $0.v, count: count)) } ?? zeros
+        func rowsOf(_ buffer: UnsafePointer<Float>) -> ([Float], [Float]) {
+            var weights: [Float] = [], biases: [Float] = []
+            weights.reserveCapacity(rows.count * h)
+            for k in rows {
+                weights.append(contentsOf: UnsafeBufferPointer(start: buffer + layer.weightOffset + k * h, count: h))
+                biases.append(buffer[layer.biasOffset + k])
+            }
+            return (weights, biases)
+        }
+        let (pw, pb) = rowsOf(store.values)
+        let (mw, mb) = m.withUnsafeBufferPointer { rowsOf($0.baseAddress!) }
+        let (vw, vb) = v.withUnsafeBufferPointer { rowsOf($0.baseAddress!) }
+        for (name, data, shape) in [("weight", pw, [rows.count, h]), ("bias", pb, [rows.count]),
+                                    ("weight.exp_avg", mw, [rows.count, h]), ("bias.exp_avg", mb, [rows.count]),
+                                    ("weight.exp_avg_sq", vw, [rows.count, h]), ("bias.exp_avg_sq", vb, [rows.count])] {
+            try w.add(name, shape: shape, data: data)
+        }
+        w.metadata = ["rank": "\(rank)"]
+        return (w.serialized(), ranges(rows.map { ids[$0] }))
+    }
+
+    /// The global row ranges rank r of P saves (computed on rank 0 from the layer's type).
+    static func rowRanges(_ layer: PartitionedOutputLayer, rank r: Int, ranks: Int) -> [[Int]] {
+        switch layer {
+        case let full as PartitionedSoftmax:
+            let range = BlockPartition(total: full.labels, parts: ranks).range(r)
+            return range.isEmpty ? [] : [[range.lowerBound, range.upperBound]]
+        case let tree as PartitionedTreeSoftmax:
+            let part = TreePartition(labels: tree.labels, ranks: ranks, rank: r)
+            let nodes = part.ownedNodes.sorted { $0.row < $1.row }.filter { r == 0 || $0.row >= part.topCount }
+            return ranges(nodes.map(\.id))
+        default:
+            preconditionFailure("unknown output layer")
+        }
+    }
+
+    /// Consecutive ids as [lo, hi) ranges, in order.
+    static func ranges(_ ids: [Int]) -> [[Int]] {
+        var out: [[Int]] = []
+        for id in ids {
+            if let last = out.last, last[1] == id { out[out.count - 1][1] = id + 1 } else { out.append([id, id + 1]) }
+        }
+        return out
+    }
+
+    static func restoreShard(_ layer: PartitionedOutputLayer, dir: String, manifest: StateManifest,
+                             settings: OptimizerSettings) throws {
+        guard manifest.labels == layer.labels, manifest.width == layer.width,
+              manifest.softmax == (layer is PartitionedTreeSoftmax ? "tree" : "full") else {
+            throw CheckpointError(path: dir, message: "the checkpoint's output layer (V = \(manifest.labels ?? 0), h = \(manifest.width ?? 0), \(manifest.softmax ?? "none")) does not match the model's")
+        }
+        // Where each global row sits: shard and position in its storage order.
+        var location: [Int: (shard: Int, index: Int)] = [:]
+        for (s, shard) in manifest.shards.enumerated() {
+            var k = 0
+            for r in shard.rows { for id in r[0]..<r[1] { location[id] = (s, k); k += 1 } }
+        }
+        var files: [Int: [String: [Float]]] = [:]
+        func load(_ s: Int) throws -> [String: [Float]] {
+            if let f = files[s] { return f }
+            let file = try SafeTensorsFile.load(path: dir + "/" + manifest.shards[s].file)
+            var t: [String: [Float]] = [:]
+            for name in ["weight", "bias", "weight.exp_avg", "bias.exp_avg", "weight.exp_avg_sq", "bias.exp_avg_sq"] {
+                guard file.names.contains(name) else { throw CheckpointError(path: file.path, message: "missing tensor '\(name)'") }
+                t[name] = try file.floats(name)
+            }
+            files[s] = t
+            return t
+        }
+        let h = layer.width, store = layer.store
+        var m = [Float](repeating: 0, count: store.count), v = m
+        for (k, id) in layer.globalRows.enumerated() {
+            guard let at = location[id] else {
+                throw CheckpointError(path: dir, message: "no shard holds row \(id) of the output layer")
+            }
+            let t = try load(at.shard)
+            let src = (at.index * h)..<((at.index + 1) * h), dst = (layer.weightOffset + k * h)..<(layer.weightOffset + (k + 1) * h)
+            t["weight"]![src].withUnsafeBufferPointer { store.values.advanced(by: dst.lowerBound).update(from: $0.baseAddress!, count: h) }
+            store.values[layer.biasOffset + k] = t["bias"]![at.index]
+            m.replaceSubrange(dst, with: t["weight.exp_avg"]![src])
+            v.replaceSubrange(dst, with: t["weight.exp_avg_sq"]![src])
+            m[layer.biasOffset + k] = t["bias.exp_avg"]![at.index]
+            v[layer.biasOffset + k] = t["bias.exp_avg_sq"]![at.index]
+        }
+        if let adamStep = manifest.outputAdamStep, adamStep > 0 {
+            layer.restoreOptimizer(step: adamStep, m: m, v: v, lr: settings.lr, beta1: settings.beta1, beta2: settings.beta2,
+                                   eps: settings.eps)
+        }
+    }
+
+    /// Every replicated tensor with its Adam moments, PyTorch's state names.
+    static func replicatedBytes(_ step: DataParallelStep) throws -> [UInt8] {
+        let p = step.model.parameters, adam = step.optimizer
+        var w = SafeTensorsWriter()
+        for slot in p.slots {
+            try w.add(slot.name, shape: slot.shape, data: UnsafeBufferPointer(start: p.values + slot.offset, count: slot.count))
+            try w.add(slot.name + ".exp_avg", shape: slot.shape, data: UnsafeBufferPointer(start: adam.m + slot.offset, count: slot.count))
+            try w.add(slot.name + ".exp_avg_sq", shape: slot.shape, data: UnsafeBufferPointer(start: adam.v + slot.offset, count: slot.count))
+        }
+        w.metadata = ["adam_step": "\(adam.step)", "global_step": "\(step.globalStep)"]
+        return w.serialized()
+    }
+
+    static func tensor(_ file: SafeTensorsFile, _ name: String, shape: [Int]) throws -> [Float] {
+        guard file.names.contains(name) else { throw CheckpointError(path: file.path, message: "missing tensor '\(name)'") }
+        let s = try file.shape(of: name)
+        guard s == shape else { throw CheckpointError(path: file.path, message: "tensor '\(name)' has shape \(s), expected \(shape)") }
+        return try file.floats(name)
+    }
+
+    static func makeDirectory(_ path: String) throws {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw CheckpointError(path: path, message: "cannot create the directory (\(error.localizedDescription))")
+        }
+    }
+
+    /// Removes the temporaries of interrupted checkpoint writes (`.tmp-step-…`).
+    public static func removeStaleTemporaries(in runDirectory: String) {
+        let root = runDirectory + "/checkpoints"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where name.hasPrefix(".tmp-") {
+            try? FileManager.default.removeItem(atPath: root + "/" + name)
+        }
+    }
+
+    /// Removes all but the newest `keep` complete checkpoints.
+    static func prune(_ root: String, keep: Int) {
+        let fm = FileManager.default
+        let names = ((try? fm.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("step-") }.sorted(by: >)
+        for name in names.dropFirst(keep) { try? fm.removeItem(atPath: root + "/" + name) }
+    }
+}
+
+/// Files written so that a crash leaves either nothing or the whole file.
+public enum DurableFile {
+    /// Writes `bytes` to `path` (created or truncated) and fsyncs it; errors name the path and the reason.
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CheckpointError(path: path, message: "cannot create: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw CheckpointError(path: path, message: "write failed: \(String(cString: strerror(errno)))")
+            }
+            written += n
+        }
+        guard fsync(fd) == 0 else { throw CheckpointError(path: path, message: "fsync failed: \(String(cString: strerror(errno)))") }
+    }
+
+    /// Persists a rename inside `dir` (best effort).
+    public static func syncDirectory(_ dir: String) {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { fsync(fd); close(fd) }
+    }
+
+    public static func crc32(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer($0)) } }
+
+    public static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        var crc: uLong = CZlib.crc32(0, nil, 0)
+        var offset = 0
+        while offset < bytes.count {
+            let n = min(bytes.count - offset, 1 << 30)
+            crc = CZlib.crc32(crc, bytes.baseAddress!.assumingMemoryBound(to: Bytef.self) + offset, uInt(n))
+            offset += n
+        }
+        return UInt32(truncatingIfNeeded: crc)
+    }
+}
