@@ -206,6 +206,25 @@ public struct SafeTensorsFile: Sendable {
     /// - Throws: `SafeTensorsError` listing the available names if absent.
     public func shape(of name: String) throws -> [Int] { try entry(name).shape }
 
+    /// The non-finite values (NaN, ±Inf) of a tensor: how many, and the first
+    /// one's flat index and value; nil if every value is finite. Reads the
+    /// data in place, without copying the tensor.
+    /// - Throws: `SafeTensorsError` listing the available names if absent.
+    public func nonFinite(_ name: String) throws -> (count: Int, firstIndex: Int, firstValue: Float)? {
+        let e = try entry(name)
+        var count = 0, firstIndex = 0, firstValue: Float = 0
+        data.withUnsafeBytes { raw in
+            for i in 0..<((e.end - e.begin) / 4) {
+                let bits = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: e.begin + 4 * i, as: UInt32.self))
+                // Exponent all ones: Inf or NaN.
+                guard bits & 0x7F80_0000 == 0x7F80_0000 else { continue }
+                if count == 0 { firstIndex = i; firstValue = Float(bitPattern: bits) }
+                count += 1
+            }
+        }
+        return count == 0 ? nil : (count, firstIndex, firstValue)
+    }
+
     /// A tensor's values in row-major order.
     /// - Throws: `SafeTensorsError` listing the available names if absent.
     public func floats(_ name: String) throws -> [Float] {
