@@ -28,21 +28,24 @@ public struct SafeTensorsFile: Sendable {
         self.data = data
     }
 
-    /// Reads and validates a whole file.
-    /// - Throws: `SafeTensorsError` if the file is unreadable, too short, has a
-    ///   header length beyond the file, invalid JSON, a dtype other than F32,
-    ///   or data offsets out of range or inconsistent with the shape.
+    /// The reference implementation's limit on the JSON header (100 MB).
+    public static let maxHeaderLength = 100_000_000
+
+    /// Reads and validates a whole file, as strictly as the reference
+    /// `safetensors` library: sorted by offset, the tensors' byte ranges must
+    /// cover the data buffer exactly (the first at 0, each where the previous
+    /// one ends, the last at the end of the file), so overlapping ranges, gaps
+    /// and trailing bytes are errors; tensors may be listed in any order.
+    /// - Throws: `SafeTensorsError` if the path is a directory or unreadable,
+    ///   the file is too short, has a header length beyond the file or over
+    ///   100 MB, invalid JSON, a dtype other than F32, data offsets out of
+    ///   range, inconsistent with the shape, overlapping, leaving a gap, or
+    ///   followed by trailing bytes.
     public static func load(path: String) throws -> SafeTensorsFile {
         func fail(_ message: String) -> SafeTensorsError {
             SafeTensorsError(path: path, message: message)
         }
-        let bytes: [UInt8]
-        do {
-            bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            let reason = (error as NSError).localizedDescription
-            throw fail("cannot read file: \(reason)")
-        }
+        let bytes = try FileBytes.contents(of: path)
         guard bytes.count >= 8 else {
             throw fail("file too short: \(bytes.count) bytes, a safetensors file starts with an "
                 + "8-byte header length")
@@ -53,6 +56,10 @@ public struct SafeTensorsFile: Sendable {
             throw fail("header length \(headerLength) goes beyond the file, which has "
                 + "\(bytes.count - 8) bytes after the 8-byte length; the file is truncated or "
                 + "not safetensors")
+        }
+        guard headerLength <= UInt64(maxHeaderLength) else {
+            throw fail("header length \(headerLength) exceeds the safetensors limit of \(maxHeaderLength) bytes; "
+                + "the file is damaged or not safetensors")
         }
         let headerEnd = 8 + Int(headerLength)
         let headerBytes = bytes[8..<headerEnd]
@@ -107,9 +114,13 @@ public struct SafeTensorsFile: Sendable {
                 throw fail("tensor \"\(name)\": data_offsets is not a pair of integers")
             }
             let (begin, end) = (offsets[0], offsets[1])
-            guard begin >= 0, begin <= end, end <= dataLength else {
+            guard begin >= 0, begin <= end else {
+                throw fail("tensor \"\(name)\": data_offsets [\(begin), \(end)] out of range; expected "
+                    + "0 ≤ begin ≤ end")
+            }
+            guard end <= dataLength else {
                 throw fail("tensor \"\(name)\": data_offsets [\(begin), \(end)] out of range; the "
-                    + "data buffer has \(dataLength) bytes")
+                    + "data buffer has \(dataLength) bytes (the file is truncated or its header is wrong)")
             }
             var count = 1
             for d in shape {
@@ -124,8 +135,51 @@ public struct SafeTensorsFile: Sendable {
             names.append(name)
             entries[name] = Entry(shape: shape, begin: begin, end: end)
         }
+        try checkLayout(names: names, entries: entries, dataLength: dataLength, path: path)
         return SafeTensorsFile(path: path, metadata: metadata, names: names, entries: entries,
                                data: Array(bytes[headerEnd...]))
+    }
+
+    /// The reference library's layout rule: sorted by (begin, end), each tensor
+    /// starts where the previous one ended (the first at 0) and the last ends at
+    /// the end of the data buffer.
+    private static func checkLayout(names: [String], entries: [String: Entry], dataLength: Int,
+                                    path: String) throws {
+        func fail(_ message: String) -> SafeTensorsError {
+            SafeTensorsError(path: path, message: message)
+        }
+        func range(_ e: Entry) -> String { "[\(e.begin), \(e.end)]" }
+        // Header order breaks ties, so messages are deterministic.
+        let sorted = names.enumerated().sorted {
+            let a = entries[$0.element]!, b = entries[$1.element]!
+            return (a.begin, a.end, $0.offset) < (b.begin, b.end, $1.offset)
+        }.map(\.element)
+        var covered = 0
+        var previous: String? = nil
+        for name in sorted {
+            let e = entries[name]!
+            if e.begin < covered {
+                let p = previous!
+                throw fail("tensor \"\(name)\": data_offsets \(range(e)) overlaps tensor \"\(p)\" "
+                    + "\(range(entries[p]!)); each byte of the data buffer must belong to one tensor")
+            }
+            if e.begin > covered {
+                let after = previous.map { " (after tensor \"\($0)\" \(range(entries[$0]!)))" } ?? ""
+                throw fail("tensor \"\(name)\": data_offsets \(range(e)) leave a gap: bytes "
+                    + "\(covered)..<\(e.begin) of the data buffer belong to no tensor\(after); the tensors must "
+                    + "cover the data buffer exactly")
+            }
+            if e.end > e.begin || previous == nil { previous = name }
+            covered = e.end
+        }
+        if covered < dataLength {
+            let extra = dataLength - covered
+            let last = sorted.isEmpty ? "there are no tensors"
+                : "the last tensor ends at \(covered) (\"\(sorted.last!)\")"
+            throw fail("\(extra) trailing byte\(extra == 1 ? "" : "s") after the last tensor: the data buffer "
+                + "has \(dataLength) bytes but \(last); the file is damaged or was not written as one "
+                + "safetensors file")
+        }
     }
 
     private static func integers(_ values: [Any]) -> [Int]? {
@@ -151,6 +205,25 @@ public struct SafeTensorsFile: Sendable {
     /// The shape of a tensor.
     /// - Throws: `SafeTensorsError` listing the available names if absent.
     public func shape(of name: String) throws -> [Int] { try entry(name).shape }
+
+    /// The non-finite values (NaN, ±Inf) of a tensor: how many, and the first
+    /// one's flat index and value; nil if every value is finite. Reads the
+    /// data in place, without copying the tensor.
+    /// - Throws: `SafeTensorsError` listing the available names if absent.
+    public func nonFinite(_ name: String) throws -> (count: Int, firstIndex: Int, firstValue: Float)? {
+        let e = try entry(name)
+        var count = 0, firstIndex = 0, firstValue: Float = 0
+        data.withUnsafeBytes { raw in
+            for i in 0..<((e.end - e.begin) / 4) {
+                let bits = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: e.begin + 4 * i, as: UInt32.self))
+                // Exponent all ones: Inf or NaN.
+                guard bits & 0x7F80_0000 == 0x7F80_0000 else { continue }
+                if count == 0 { firstIndex = i; firstValue = Float(bitPattern: bits) }
+                count += 1
+            }
+        }
+        return count == 0 ? nil : (count, firstIndex, firstValue)
+    }
 
     /// A tensor's values in row-major order.
     /// - Throws: `SafeTensorsError` listing the available names if absent.

@@ -156,17 +156,12 @@ public struct TrainConfig: Equatable, Sendable {
         return config
     }
 
-    /// Loads a file over the defaults; nil loads the embedded default.
+    /// Loads a file over the defaults; nil loads the embedded default. An empty
+    /// file (or /dev/null), like an empty YAML document, means every default.
     public static func load(path: String?) throws -> TrainConfig {
         guard let path else { return try parse(yaml: embeddedDefaultYAML, source: "<embedded default>") }
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            let reason = FileManager.default.fileExists(atPath: path) ? "cannot read config file" : "config file not found"
-            throw ConfigError(key: nil, source: path, message: "\(reason) (\(error.localizedDescription))")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
+        let bytes = try ConfigFile.contents(of: path)
+        guard let text = String(data: Data(bytes), encoding: .utf8) else {
             throw ConfigError(key: nil, source: path, message: "config file is not valid UTF-8")
         }
         return try parse(yaml: text, source: path)

@@ -129,6 +129,15 @@ public enum DatasetCatalog {
                                hint: String) throws -> String {
         let candidates = [raw, raw + ".gz"]
         if let found = candidates.first(where: FileSystem.isRegularFile) { return found }
+        if let directory = candidates.first(where: FileSystem.isDirectory) {
+            throw DataError(path: directory, message:
+                "is a directory, expected an IDX file (raw or gzip) for dataset \(dataset) split \(split)")
+        }
+        if let other = candidates.first(where: FileSystem.exists) {
+            throw DataError(path: other, message:
+                "is not a regular file (a device, pipe or socket), expected an IDX file (raw or gzip) for "
+                + "dataset \(dataset) split \(split)")
+        }
         throw DataError(path: raw, message:
             "missing file for dataset \(dataset) split \(split): tried \(candidates[0]) and "
             + "\(candidates[1]), neither exists\(hint)")

@@ -8,6 +8,10 @@ enum Gzip {
         bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
     }
 
+    /// The largest uncompressed/compressed ratio the first output reservation
+    /// assumes; more output than that grows the buffer as it arrives.
+    static let initialRatioCap = 32
+
     /// Inflates a complete gzip file (one or more concatenated members).
     /// `path` is used only for error messages.
     static func inflate(_ input: [UInt8], path: String) throws -> [UInt8] {
@@ -22,15 +26,18 @@ enum Gzip {
         defer { inflateEnd(&stream) }
 
         // ISIZE (last 4 bytes) is the uncompressed size mod 2^32 of the last
-        // member; it makes a single allocation likely, and growth covers the rest.
-        // It is garbage in a truncated file, so it is capped by deflate's
-        // maximum ratio (~1032:1) to avoid a huge zero-filled allocation.
+        // member; it makes a single allocation likely, and growth (doubling, as
+        // output arrives) covers the rest. In a truncated or damaged file those
+        // bytes are arbitrary, so the first reservation never exceeds
+        // `initialRatioCap` × the compressed size: real IDX data compresses
+        // 5–25:1, so an honest ISIZE is still used as is, while a damaged one
+        // costs at most a few times the file, not deflate's 1032:1 worst case.
         var guess = 1 << 16
         if input.count >= 18 {
             let n = input.count
             let isize = Int(input[n - 4]) | Int(input[n - 3]) << 8
                 | Int(input[n - 2]) << 16 | Int(input[n - 1]) << 24
-            guess = max(min(isize, input.count * 1032, 1 << 30), guess)
+            guess = max(min(isize, input.count * initialRatioCap), guess)
         }
         var out = [UInt8](repeating: 0, count: guess)
         var produced = 0

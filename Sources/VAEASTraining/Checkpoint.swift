@@ -24,13 +24,31 @@ public enum Checkpoint {
         return w
     }
 
-    /// The architecture a checkpoint declares.
+    /// The architecture a checkpoint declares (checked against its tensors' shapes).
     public static func shape(of file: SafeTensorsFile) throws -> VAEShape { try CheckpointMetadata(file).model.shape }
 
+    /// The metadata of a checkpoint that is safe to build a model from: every
+    /// size it declares matches the tensors in the file
+    /// (`CheckpointMetadata.validate(against:)`), and every tensor of the model
+    /// is finite. Runs before anything of the declared sizes is allocated.
+    /// - Throws: `CheckpointError` naming the file, and the key or tensor at fault.
+    public static func verified(_ file: SafeTensorsFile) throws -> CheckpointMetadata {
+        let meta = try CheckpointMetadata(file)
+        for t in meta.expectedTensors {
+            guard let bad = try file.nonFinite(t.name) else { continue }
+            let value = bad.firstValue.isNaN ? "NaN" : bad.firstValue > 0 ? "inf" : "-inf"
+            throw CheckpointError(path: file.path, message: "tensor '\(t.name)' holds \(bad.count) non-finite "
+                + "value\(bad.count == 1 ? "" : "s") (first: \(value) at flat index \(bad.firstIndex) of shape "
+                + "\(t.shape)); the checkpoint is damaged (or from a diverged run) and cannot be used")
+        }
+        return meta
+    }
+
     /// A VAE with the checkpoint's architecture and parameters, with buffers
-    /// for `capacity` data points × `samples` draws.
+    /// for `capacity` data points × `samples` draws. The checkpoint is
+    /// `verified` first (metadata against tensors, every value finite).
     public static func vae(from file: SafeTensorsFile, capacity: Int, samples: Int = 1) throws -> VAE {
-        let shape = try shape(of: file)
+        let shape = try verified(file).model.shape
         let store = ParameterStore(ParameterTable.vae(shape))
         try load(file, into: store)
         return VAE(shape: shape, capacity: capacity, samples: samples, store: store)
@@ -60,7 +78,7 @@ extension Checkpoint {
     /// finished run (`trainingSetSummary`). `train` must be the training set
     /// the labels were assigned over.
     public static func step(for file: SafeTensorsFile, train: Dataset, comm: Communicator, batch: Int) throws -> DataParallelStep {
-        let meta = try CheckpointMetadata(file)
+        let meta = try verified(file)
         if let n = meta.trainSamples, n != train.count {
             throw CheckpointError(path: file.path, message: "was trained on \(n) samples, the data given has \(train.count); labels are per training sample")
         }

@@ -119,5 +119,131 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
         trainSamples = m["train_samples"] == nil ? nil : try int("train_samples")
     }
 
-    public init(_ file: SafeTensorsFile) throws { try self.init(entries: file.metadata, path: file.path) }
+    /// Reads a checkpoint's `__metadata__` and checks it against the file's
+    /// tensors (`validate(against:)`), so nothing is ever sized from a number
+    /// the tensors contradict.
+    public init(_ file: SafeTensorsFile) throws {
+        try self.init(entries: file.metadata, path: file.path)
+        try validate(against: file)
+    }
+}
+
+// MARK: - Metadata against tensors
+
+extension CheckpointMetadata {
+    /// One tensor the metadata implies: its name and shape, each dimension with
+    /// the `__metadata__` key it comes from (for messages).
+    public struct ExpectedTensor: Sendable, Equatable {
+        public let name: String
+        public let shape: [Int]
+        /// Per dimension, e.g. "hidden", "input_dim", "labels − 1".
+        public let symbols: [String]
+    }
+
+    /// Every tensor of the model the metadata describes, in checkpoint order:
+    /// encoder, decoder, classifier hidden layers (`ParameterTable`), then the
+    /// classifier's output layer (`classifier.out.*` [labels, h] for the full
+    /// softmax, `classifier.tree.*` [labels − 1, h] for the tree). Cheap: it
+    /// lists shapes, allocates nothing of their size.
+    public var expectedTensors: [ExpectedTensor] {
+        let s = model.shape
+        let table = ParameterTable.vae(s)
+            + ParameterTable.classifierHidden(latent: s.latent, width: s.hidden, layers: model.classifier?.layers ?? 0)
+        var out: [ExpectedTensor] = []
+        for e in table.entries {
+            let (outSymbol, inSymbol) = Self.symbols(layer: e.name, decoderLayers: s.decoderLayers)
+            out.append(ExpectedTensor(name: e.name + ".weight", shape: [e.outFeatures, e.inFeatures],
+                                      symbols: [outSymbol, inSymbol]))
+            out.append(ExpectedTensor(name: e.name + ".bias", shape: [e.outFeatures], symbols: [outSymbol]))
+        }
+        if let c = model.classifier {
+            let width = c.layers > 0 ? s.hidden : s.latent
+            let widthSymbol = c.layers > 0 ? "hidden" : "latent_dim"
+            let (prefix, rows, rowSymbol) = c.softmax == .tree
+                ? ("classifier.tree", c.labels - 1, "labels − 1") : ("classifier.out", c.labels, "labels")
+            out.append(ExpectedTensor(name: prefix + ".weight", shape: [rows, width], symbols: [rowSymbol, widthSymbol]))
+            out.append(ExpectedTensor(name: prefix + ".bias", shape: [rows], symbols: [rowSymbol]))
+        }
+        return out
+    }
+
+    /// The metadata keys behind a `Linear`'s out and in features (as `ParameterTable` lays them out).
+    private static func symbols(layer: String, decoderLayers: Int) -> (out: String, in: String) {
+        switch layer {
+        case "encoder.layers.0": return ("hidden", "input_dim")
+        case "encoder.mu", "encoder.logvar": return ("latent_dim", "hidden")
+        case "decoder.layers.0", "classifier.layers.0": return ("hidden", "latent_dim")
+        case "decoder.out": return ("input_dim", decoderLayers == 0 ? "latent_dim" : "hidden")
+        default: return ("hidden", "hidden")  // encoder, decoder and classifier layers k ≥ 1
+        }
+    }
+
+    /// Checks the metadata against the tensors in `file` before anything is
+    /// allocated from it: the layer counts (`enc_layers`, `dec_layers`,
+    /// `cls_layers`) against the layers present, then every tensor the
+    /// metadata implies — present, with the implied shape (e.g.
+    /// `encoder.layers.0.weight` [hidden, input_dim], `classifier.out.weight`
+    /// [labels, h] or `classifier.tree.weight` [labels − 1, h]) — and no
+    /// `encoder.*`, `decoder.*` or `classifier.*` tensor it does not imply.
+    /// Since every size then matches a tensor stored in the file, a damaged
+    /// `hidden` or `labels` can no longer ask for terabytes.
+    /// - Throws: `CheckpointError` naming the file, the key and its value, the
+    ///   tensor, the shape found and the shape expected.
+    public func validate(against file: SafeTensorsFile) throws {
+        func fail(_ message: String) -> CheckpointError { CheckpointError(path: file.path, message: message) }
+        let m = entries
+        func keyed(_ key: String) -> String { "\(key)=\(m[key] ?? "?")" }
+
+        if let c = model.classifier, c.labels < 2 {
+            throw fail("__metadata__ says labels=\(c.labels); a VAE-AS classifier needs at least 2 labels")
+        }
+        // Layer counts first: they decide how many tensors are expected at all.
+        var stacks = [("encoder.layers.", "enc_layers", model.shape.encoderLayers),
+                      ("decoder.layers.", "dec_layers", model.shape.decoderLayers)]
+        if let c = model.classifier { stacks.append(("classifier.layers.", "cls_layers", c.layers)) }
+        for (prefix, key, declared) in stacks {
+            var present = Set<Int>()
+            for name in file.names where name.hasPrefix(prefix) {
+                let rest = name.dropFirst(prefix.count)
+                if let dot = rest.firstIndex(of: "."), let k = Int(rest[..<dot]), k >= 0 { present.insert(k) }
+            }
+            let found = present.max().map { $0 + 1 } ?? 0
+            guard found == declared else {
+                let has = found == 0 ? "no \(prefix)* tensors"
+                    : found == 1 ? "1 layer (\(prefix)0)" : "\(found) layers (\(prefix)0 … \(prefix)\(found - 1))"
+                throw fail("__metadata__ says \(key)=\(declared), but the file has \(has); the metadata does not "
+                    + "describe this file's tensors")
+            }
+        }
+
+        let expected = expectedTensors
+        for t in expected {
+            let describe = "[\(t.symbols.joined(separator: ", "))] = \(t.shape)"
+            guard file.names.contains(t.name) else {
+                throw fail("__metadata__ (\(keyed("objective"))\(model.classifier.map { _ in ", " + keyed("softmax") } ?? "")) "
+                    + "implies a tensor '\(t.name)' \(describe), but the file has no such tensor; the metadata "
+                    + "does not describe this file's tensors")
+            }
+            let found = try file.shape(of: t.name)
+            guard found != t.shape else { continue }
+            // Name the keys whose dimensions disagree (all of them if the rank differs).
+            var culprits: [String] = []
+            for (i, symbol) in t.symbols.enumerated() where found.count != t.shape.count || found[i] != t.shape[i] {
+                let key = symbol == "labels − 1" ? "labels" : symbol
+                if !culprits.contains(keyed(key)) { culprits.append(keyed(key)) }
+            }
+            throw fail("__metadata__ says \(culprits.joined(separator: ", ")), but tensor '\(t.name)' has shape "
+                + "\(found); expected \(describe). The metadata does not describe this file's tensors")
+        }
+
+        let names = Set(expected.map(\.name))
+        if let stray = file.names.first(where: { n in
+            ["encoder.", "decoder.", "classifier."].contains(where: n.hasPrefix) && !names.contains(n)
+        }) {
+            var what = [keyed("objective")]
+            if model.classifier != nil { what.append(keyed("softmax")) }
+            throw fail("tensor '\(stray)' is not part of the model __metadata__ describes "
+                + "(\(what.joined(separator: ", "))); the metadata does not describe this file's tensors")
+        }
+    }
 }

@@ -40,6 +40,17 @@ struct CheckpointData: ParsableArguments {
         guard limit >= 0 else { throw ValidationError("--limit must be ≥ 0, got \(limit)") }
     }
 
+    /// Results that came out NaN or ±Inf are an error naming them, not `null` in
+    /// the JSON with exit status 0. (Non-finite weights are refused when the
+    /// checkpoint is loaded; this catches finite weights that overflow float32.)
+    func requireFinite(_ results: [(String, Double)], on split: String) throws {
+        let bad = results.filter { !$0.1.isFinite }
+        guard !bad.isEmpty else { return }
+        throw CheckpointError(path: checkpoint, message: "results on the \(split) split are not finite ("
+            + bad.map { "\($0.0) = \($0.1)" }.joined(separator: ", ") + "): the checkpoint's parameters make "
+            + "the computation overflow float32, so there is nothing meaningful to report")
+    }
+
     /// The VAE's parameters and shape, and the split as a feed.
     func load(split: String) throws -> (store: ParameterStore, shape: VAEShape, feed: DataFeed, file: SafeTensorsFile) {
         let file = try SafeTensorsFile.load(path: checkpoint)
@@ -100,6 +111,9 @@ struct Evaluate: ParsableCommand {
             let r = Evaluator.likelihood(parameters: store, shape: shape, feed: feed, comm: comm, iwSamples: iwSamples,
                                          seed: source.seed, auThreshold: auThreshold)
             let classifier = noClassifier ? nil : try source.classifierSummary(file: file, comm: comm, batch: 128)
+            // Every rank holds the same reduced results, so every rank stops here together.
+            try source.requireFinite([("nll", r.nll), ("elbo", r.elbo), ("recon", r.recon), ("kl", r.kl)]
+                                     + (classifier ?? []), on: split)
             guard comm.isRoot else { return }
             var j = JSONRecord()
             j.set("checkpoint", source.checkpoint); j.set("split", split); j.set("examples", r.count); j.set("ranks", comm.size)
@@ -172,6 +186,7 @@ struct Estimate: ParsableCommand {
             for s in counts {
                 let t0 = Date()
                 let r = Evaluator.monteCarloMI(parameters: store, shape: shape, feed: feed, comm: comm, samples: s, seed: source.seed)
+                try source.requireFinite([("mi", r.mi), ("md", r.md), ("mean_kl", r.meanKL)], on: split)
                 guard comm.isRoot else { continue }
                 var j = JSONRecord()
                 j.set("samples", s); j.set("mi", r.mi); j.set("md", r.md); j.set("mi_plus_md", r.mi + r.md)

@@ -162,8 +162,16 @@ struct Sample: ParsableCommand {
 
 /// What `reconstruct` and `sample` share.
 enum ImageOptions {
+    /// The most images one PNG grid holds (100 × 100 MNIST tiles: about 3000 × 3000
+    /// pixels, 3000 × 6000 with reconstructions), so that --count never sizes a huge
+    /// allocation.
+    static let maxCount = 10_000
+
     static func validate(count: Int, columns: Int, out: String) throws {
         guard count >= 1 else { throw ValidationError("--count must be at least 1, got \(count)") }
+        guard count <= maxCount else {
+            throw ValidationError("--count must be at most \(maxCount) (the images of one PNG grid), got \(count)")
+        }
         guard columns >= 1 else { throw ValidationError("--columns must be at least 1, got \(columns)") }
         guard out.lowercased().hasSuffix(".png") else {
             throw ValidationError("--out \(out): expected a file name ending in .png")
@@ -171,10 +179,10 @@ enum ImageOptions {
     }
 
     /// A missing file gets its own message: SafeTensors' read error is about
-    /// the format, and "not found" is the likelier mistake here.
+    /// the format, and "not found" is the likelier mistake here. (A directory
+    /// exists, and SafeTensors names it as a directory.)
     static func loadCheckpoint(_ path: String) throws -> SafeTensorsFile {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: path) else {
             throw ImageError("\(path): checkpoint file not found (expected a model.safetensors written by `vaeas-dist train`)")
         }
         return try SafeTensorsFile.load(path: path)

@@ -111,6 +111,20 @@ final class ConfigTests: ConfigTestCase {
         }
     }
 
+    func testLoadDirectoryEmptyFileAndDevNull() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("vaeas-config-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        assertError(["\(dir.path): is a directory, expected a YAML config file"]) {
+            _ = try TrainConfig.load(path: dir.path)
+        }
+        // An empty file, like an empty YAML document, means every default; /dev/null reads as empty.
+        let empty = dir.appendingPathComponent("empty.yaml").path
+        XCTAssertTrue(FileManager.default.createFile(atPath: empty, contents: Data()))
+        XCTAssertEqual(try TrainConfig.load(path: empty), TrainConfig.defaults)
+        XCTAssertEqual(try TrainConfig.load(path: "/dev/null"), TrainConfig.defaults)
+    }
+
     // MARK: --set
 
     func testSetEachType() throws {

@@ -122,6 +122,19 @@ final class DatasetCatalogTests: XCTestCase {
                                               "no mnist/ subdirectory"])
     }
 
+    /// A directory where an IDX file is expected is named as such, not as a missing file.
+    func testDirectoryWhereFileIsExpected() throws {
+        let images = "\(dir)/binarized-mnist/train-images-idx3-ubyte"
+        try FileManager.default.createDirectory(atPath: images, withIntermediateDirectories: true)
+        assertDataError(try DatasetCatalog.load(name: "binarized-mnist", split: "train", directory: dir),
+                        path: images, contains: ["is a directory, expected an IDX file"])
+        // Also when only the .gz name is a directory.
+        try FileManager.default.removeItem(atPath: images)
+        try FileManager.default.createDirectory(atPath: images + ".gz", withIntermediateDirectories: true)
+        assertDataError(try DatasetCatalog.load(name: "binarized-mnist", split: "train", directory: dir),
+                        path: images + ".gz", contains: ["is a directory, expected an IDX file"])
+    }
+
     func testMissingLabelsFile() throws {
         try writeSplit(in: "\(dir)/omniglot-small", stem: "test", count: 3)
         let raw = "\(dir)/omniglot-small/test-labels-idx1-ubyte"

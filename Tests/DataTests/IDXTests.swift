@@ -183,6 +183,38 @@ final class IDXTests: XCTestCase {
         }
     }
 
+    /// Peak resident memory of this process, in bytes.
+    private func peakResidentBytes() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return usage.ru_maxrss * 1024
+    }
+
+    /// A truncated `.gz` ends in arbitrary deflate bytes where the trailer's size
+    /// field (ISIZE) would be; they must not decide how much memory is reserved.
+    /// Here ~1.1 MB of incompressible data, cut short, ends in 0xFFFFFFFF: the
+    /// reservation must stay near what the compressed size can plausibly hold.
+    func testTruncatedGzipDoesNotReserveFromDamagedTrailer() throws {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let noise = (0..<1_200_000).map { _ -> UInt8 in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: state >> 33)
+        }
+        try writeFile("\(dir)/noise", noise)
+        try gzipFile("\(dir)/noise")
+        var gz = [UInt8](try Data(contentsOf: URL(fileURLWithPath: "\(dir)/noise.gz")))
+        gz.removeLast(gz.count / 10)
+        for i in (gz.count - 4)..<gz.count { gz[i] = 0xFF }
+        let path = "\(dir)/cut-noise.gz"
+        try writeFile(path, gz)
+
+        let before = peakResidentBytes()
+        assertDataError(try IDX.readBytes(path: path), path: path, contains: ["gzip stream"])
+        let grown = peakResidentBytes() - before
+        XCTAssertLessThan(grown, 256 << 20,
+                          "reading a \(gz.count)-byte truncated gzip file raised the peak RSS by \(grown >> 20) MB")
+    }
+
     func testUnreadableFile() throws {
         let path = "\(dir)/nope"
         assertDataError(try IDX.readImages(path: path), path: path,

@@ -138,4 +138,56 @@ final class PythonInteropTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("tensor \"w64\" has dtype F64; only F32 is supported"), "\(error)")
         }
     }
+
+    /// Crafted data-buffer layouts: the reference reader (`safetensors.numpy.load_file`) and ours
+    /// must accept and refuse the same files (ranges sorted by offset cover the buffer exactly:
+    /// no overlap, no gap, nothing after the last tensor, nothing beyond the file).
+    func testDataBufferLayoutVerdictsMatchTheReference() throws {
+        func entry(_ name: String, _ shape: [Int], _ begin: Int, _ end: Int) -> String {
+            "\"\(name)\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[\(begin),\(end)]}"
+        }
+        let cases: [(name: String, entries: [String], dataBytes: Int)] = [
+            ("packed", [entry("a", [2], 0, 8), entry("b", [1], 8, 12)], 12),
+            ("reordered", [entry("b", [1], 8, 12), entry("a", [2], 0, 8)], 12),
+            ("empty-tensors", [entry("e", [0], 0, 0), entry("f", [0], 0, 0), entry("a", [1], 0, 4)], 4),
+            ("no-tensors", [], 0),
+            ("overlap", [entry("a", [2], 0, 8), entry("b", [2], 4, 12)], 12),
+            ("same-range", [entry("a", [2], 0, 8), entry("b", [2], 0, 8)], 8),
+            ("gap", [entry("a", [1], 0, 4), entry("b", [1], 8, 12)], 12),
+            ("gap-at-start", [entry("a", [1], 4, 8)], 8),
+            ("trailing", [entry("a", [1], 0, 4)], 8),
+            ("trailing-no-tensors", [], 4),
+            ("beyond-file", [entry("a", [2], 0, 8)], 4),
+            ("shape-mismatch", [entry("a", [3], 0, 8)], 8),
+        ]
+        var paths: [String] = []
+        for c in cases {
+            var h = Array(("{" + c.entries.joined(separator: ",") + "}").utf8)
+            while (8 + h.count) % 8 != 0 { h.append(UInt8(ascii: " ")) }
+            var bytes: [UInt8] = []
+            withUnsafeBytes(of: UInt64(h.count).littleEndian) { bytes.append(contentsOf: $0) }
+            bytes += h + [UInt8](repeating: 0, count: c.dataBytes)
+            let path = "\(dir)/\(c.name).safetensors"
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            paths.append(path)
+        }
+        let script = """
+            import sys
+            from safetensors.numpy import load_file
+            for path in sys.argv[1:]:
+                try:
+                    load_file(path)
+                    print("ok")
+                except Exception as e:
+                    print("error")
+            """
+        let output = try XCTUnwrap(python(script, paths))
+        let reference = output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(reference.count, cases.count, output)
+        for (c, (path, verdict)) in zip(cases, zip(paths, reference)) {
+            let ours: String
+            do { _ = try SafeTensorsFile.load(path: path); ours = "ok" } catch { ours = "error (\(error))" }
+            XCTAssertEqual(ours.hasPrefix("ok") ? "ok" : "error", verdict, "\(c.name): reference says \(verdict), ours: \(ours)")
+        }
+    }
 }

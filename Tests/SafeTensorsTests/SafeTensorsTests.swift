@@ -262,6 +262,65 @@ final class SafeTensorsTests: XCTestCase {
                             ["__metadata__ value for \"a\" is not a string"])
     }
 
+    // MARK: - Layout of the data buffer (as the reference `safetensors` library checks it)
+
+    /// The reference library sorts the tensors by data_offsets and requires each to start where the
+    /// previous one ended (the first at 0) and the last to end at the end of the file.
+    func testReaderRejectsOverlappingTensors() throws {
+        let h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+            + "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}"
+        try assertLoadFails(file(header: h, dataBytes: 12),
+                            ["tensor \"b\"", "[4, 12]", "overlaps tensor \"a\"", "[0, 8]"])
+        // The same range twice is an overlap too, whichever name comes first in the header.
+        let same = "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+            + "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}"
+        try assertLoadFails(file(header: same, dataBytes: 8), ["overlaps tensor"])
+    }
+
+    func testReaderRejectsTrailingBytesAfterLastTensor() throws {
+        let h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"
+        try assertLoadFails(file(header: h, dataBytes: 8),
+                            ["4 trailing bytes", "data buffer has 8 bytes", "last tensor ends at 4"])
+        var b = try sampleWriter().serialized()
+        b.append(0)
+        try assertLoadFails(b, ["1 trailing byte"])
+        try assertLoadFails(file(header: "{}", dataBytes: 4), ["4 trailing bytes", "no tensors"])
+    }
+
+    func testReaderRejectsGapsInTheDataBuffer() throws {
+        let middle = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+            + "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}"
+        try assertLoadFails(file(header: middle, dataBytes: 12),
+                            ["tensor \"b\"", "[8, 12]", "bytes 4..<8", "gap"])
+        let start = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}"
+        try assertLoadFails(file(header: start, dataBytes: 8), ["tensor \"a\"", "bytes 0..<4", "gap"])
+    }
+
+    func testReaderAcceptsTensorsInAnyOffsetOrderAndEmptyTensorsAnywhere() throws {
+        let h = "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]},"
+            + "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]},"
+            + "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+            + "\"f\":{\"dtype\":\"F32\",\"shape\":[3,0],\"data_offsets\":[8,8]}}"
+        let path = "\(dir)/order.safetensors"
+        var bytes = file(header: h, dataBytes: 0)
+        for v: Float in [1, 2, 3] { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let f = try SafeTensorsFile.load(path: path)
+        XCTAssertEqual(f.names, ["b", "e", "a", "f"])
+        XCTAssertEqual(try f.floats("a"), [1, 2])
+        XCTAssertEqual(try f.floats("b"), [3])
+        XCTAssertEqual(try f.floats("e"), [])
+    }
+
+    func testReaderRejectsDirectory() throws {
+        let path = "\(dir)/model.safetensors"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+        XCTAssertThrowsError(try SafeTensorsFile.load(path: path)) { error in
+            XCTAssertTrue("\(error)".contains("\(path): is a directory, expected a safetensors file"), "\(error)")
+            XCTAssertFalse("\(error)".contains("NSCocoaErrorDomain"), "\(error)")
+        }
+    }
+
     func testMissingTensorListsAvailableNames() throws {
         let path = "\(dir)/m.safetensors"
         try sampleWriter().write(to: path)
