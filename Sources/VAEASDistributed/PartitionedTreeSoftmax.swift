@@ -68,7 +68,7 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
     public private(set) var bytesSentLastStep = 0
 
     public init(labels: Int, width: Int, comm: Communicator, globalRowCapacity: Int, localRowCapacity: Int) {
-        precondition(labels >= 2 * comm.size, "the tree needs V ≥ 2P")
+        precondition(labels >= 2, "the tree needs V ≥ 2 labels")
         self.labels = labels
         self.width = width
         self.comm = comm
@@ -256,11 +256,4 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
     }
 
     public var memoryBytes: Int { 4 * (4 * store.count) + globalRowCapacity * partition.maxDepth * 12 }
-
-    /// Why a tree cannot be built on `ranks` ranks (nil when it can): each rank
-    /// owns at least one subtree with an internal node, so V ≥ 2P.
-    public static func problem(labels: Int, ranks: Int) -> String? {
-        labels >= 2 * ranks ? nil
-            : "the tree softmax needs at least 2 labels per rank (V ≥ 2P), got V = \(labels) on P = \(ranks) ranks"
-    }
 }

@@ -36,7 +36,7 @@ public struct TreePartition: Sendable {
     public var topCount: Int { topIDs.count }
 
     public init(labels: Int, ranks: Int, rank: Int) {
-        precondition(labels >= 2 * ranks, "the tree needs V ≥ 2P")
+        precondition(labels >= 2, "the tree needs V ≥ 2 labels")
         self.labels = labels
         self.ranks = ranks
         var d = 0

@@ -61,11 +61,13 @@ public final class DataParallelStep {
     }
 
     /// Builds, initialises and wraps the model of `config` over `train`.
-    public static func make(config: TrainConfig, train: Dataset, comm: Communicator, localCapacity: Int = 0) throws -> DataParallelStep {
+    public static func make(config: TrainConfig, train: Dataset, comm: Communicator, localCapacity: Int = 0,
+                            allowUnusedLabels: Bool = false) throws -> DataParallelStep {
         guard train.count >= 1 else {
             throw ConfigError(key: "data.limit", source: nil, message: "the training set is empty")
         }
-        let spec = try ModelSpec(config: config, inputDimension: train.dimension, trainSamples: train.count)
+        let spec = try ModelSpec(config: config, inputDimension: train.dimension, trainSamples: train.count,
+                                 allowUnusedLabels: allowUnusedLabels)
         let model = try VAEASModel(spec: spec, samples: config.train.samples, batch: config.train.batch,
                                    localCapacity: localCapacity, trainSet: train, comm: TimedCommunicator(comm))
         model.initialize()

@@ -35,8 +35,10 @@ public struct ModelSpec: Sendable, Equatable, Codable {
         self.objective = objective; self.alpha = alpha; self.beta = beta; self.classifier = classifier
     }
 
-    /// The spec of a training run on `trainSamples` samples of `inputDimension` pixels.
-    public init(config: TrainConfig, inputDimension: Int, trainSamples: Int) throws {
+    /// The spec of a training run on `trainSamples` samples of `inputDimension`
+    /// pixels. More labels than samples leaves labels no sample carries: refused
+    /// unless `allowUnusedLabels` (`bench` times such layers on purpose).
+    public init(config: TrainConfig, inputDimension: Int, trainSamples: Int, allowUnusedLabels: Bool = false) throws {
         let m = config.model, o = config.objective
         shape = VAEShape(input: inputDimension, latent: m.latent, hidden: m.hidden, encoderLayers: m.encLayers,
                          decoderLayers: m.decLayers, activation: m.activation)
@@ -52,6 +54,11 @@ public struct ModelSpec: Sendable, Equatable, Codable {
             let labels = o.labels > 0 ? o.labels : trainSamples
             guard labels >= 2 else {
                 throw ConfigError(key: "objective.labels", source: nil, message: "VAE-AS needs at least 2 labels, got \(labels)")
+            }
+            guard labels <= trainSamples || allowUnusedLabels else {
+                throw ConfigError(key: "objective.labels", source: nil,
+                                  message: "\(labels) labels for \(trainSamples) training samples: \(labels - trainSamples) labels would "
+                                      + "have no sample; expected at most N = \(trainSamples) (0 means one label per sample)")
             }
             classifier = ClassifierSpec(layers: m.clsLayers, labels: labels, labelAssignment: o.labelAssignment,
                                         estimator: o.miEstimator, softmax: o.softmax, leafOrder: o.leafOrder)

@@ -46,6 +46,7 @@ public final class RunOutput {
             }
         }
         lock = try RunOutput.takeLock(directory)
+        RunOutput.removeTemporaries(directory)
         let existing = RunOutput.runFiles.filter { fm.fileExists(atPath: directory + "/" + $0) }
         if !existing.isEmpty {
             guard overwrite else {
@@ -82,7 +83,11 @@ public final class RunOutput {
                 steps = nil
             }
         } catch { close(lock); throw error }
-        // Temporaries of interrupted writes (model.safetensors.tmp-<pid>) belong to no run.
+        RunOutput.removeTemporaries(directory)
+    }
+
+    /// Temporaries of interrupted writes (`model.safetensors.tmp-<pid>`) belong to no run.
+    private static func removeTemporaries(_ directory: String) {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] where name.hasPrefix("model.safetensors.tmp-") {
             try? FileManager.default.removeItem(atPath: directory + "/" + name)
         }

@@ -42,9 +42,6 @@ public final class VAEASModel {
         batchCapacity = batch
         let localBatch = BlockPartition(total: batch, parts: comm.size).maxCount
         self.localCapacity = max(localCapacity, localBatch)
-        if let c = spec.classifier, c.softmax == .tree, let problem = PartitionedTreeSoftmax.problem(labels: c.labels, ranks: comm.size) {
-            throw ConfigError(key: "objective.labels", source: nil, message: problem + "; use fewer ranks or objective.softmax=full")
-        }
         let shape = spec.shape
         table = ParameterTable.vae(shape)
             + ParameterTable.classifierHidden(latent: shape.latent, width: shape.hidden, layers: spec.classifier?.layers ?? 0)

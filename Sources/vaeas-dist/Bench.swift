@@ -179,7 +179,7 @@ struct Bench: ParsableCommand {
                     }
                     try config.validate()
                     let data = try Runtime.loadData(config)
-                    let step = try DataParallelStep.make(config: config, train: data.train, comm: comm)
+                    let step = try DataParallelStep.make(config: config, train: data.train, comm: comm, allowUnusedLabels: true)
                     let b = config.train.batch
                     let perm = step.permutation(epoch: 1)
                     guard perm.count >= b else { throw ValidationError("the training set is smaller than train.batch") }

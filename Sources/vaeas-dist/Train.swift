@@ -8,24 +8,24 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a VAE (objective.kind=vae) or VAE-AS (objective.kind=vaeas) data-parallel over the MPI ranks.",
         discussion: """
-        Writes into --out: config.yaml (resolved), metrics.jsonl (one object per epoch),
-        steps.jsonl (when train.log_every > 0), model.safetensors, and checkpoints/step-N/
-        (training state: parameters, Adam moments, the partitioned rows sharded by rank, and a
-        manifest) at every model checkpoint, every train.checkpoint_steps steps, every
-        train.checkpoint_minutes minutes, at train.max_steps and on a stop signal.
-        Without --config the embedded default runs: Fashion-MNIST from
+        Writes into --out: config.yaml (resolved), metrics.jsonl (one object per epoch), \
+        steps.jsonl (when train.log_every > 0), model.safetensors, and checkpoints/step-N/ \
+        (training state: parameters, Adam moments, the partitioned rows sharded by rank, and a \
+        manifest) at every model checkpoint, every train.checkpoint_steps steps, every \
+        train.checkpoint_minutes minutes, at train.max_steps and on a stop signal. \
+        Without --config the embedded default runs: Fashion-MNIST from \
         /usr/share/datasets/fashion-mnist, dynamically binarized (see `vaeas-dist show-config`).
 
-        --resume DIR continues the run in DIR from its newest intact checkpoint (a torn or corrupt
-        one is skipped, with the reason), at any rank count, appending to its metrics.jsonl and
-        steps.jsonl. With --resume, --set may change only keys that do not alter the trajectory:
-        \(Train.resumableKeys.joined(separator: ", ")) (train.lr does alter it: allowed for
-        recovering from a divergence).
+        --resume DIR continues the run in DIR from its newest intact checkpoint (a torn or \
+        corrupt one is skipped, with the reason), at any rank count, appending to its \
+        metrics.jsonl and steps.jsonl. With --resume, --set may change only keys that do not \
+        alter the trajectory: \(Train.resumableKeys.joined(separator: ", ")) (train.lr does \
+        alter it: allowed for recovering from a divergence).
 
-        SIGTERM, SIGINT or SIGUSR1 on any rank: the ranks agree at the next step boundary, write a
-        checkpoint and exit with status \(Preemption.exitStatus); a second signal exits at once.
-        Under mpirun send SIGUSR1 to mpirun (forwarded to every rank); under srun, scancel or
-        --signal=USR1@SECONDS.
+        SIGTERM, SIGINT or SIGUSR1 on any rank: the ranks agree at the next step boundary, \
+        write a checkpoint and exit with status \(Preemption.exitStatus); a second signal exits \
+        at once. Under mpirun send SIGUSR1 to mpirun (forwarded to every rank); under srun, \
+        scancel or --signal=USR1@SECONDS.
 
         Examples:
           mpirun -n 2 vaeas-dist train --config configs/mnist-vaeas-quick.yaml --data-dir ../shared/data --out runs/quick

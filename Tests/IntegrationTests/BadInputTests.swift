@@ -31,6 +31,13 @@ final class BadInputTests: XCTestCase {
         for p in parts { XCTAssertTrue(r.stderr.contains(p), "stderr lacks '\(p)': \(r.stderr)", file: file, line: line) }
     }
 
+    /// More labels than training samples leaves labels no sample carries.
+    func testMoreLabelsThanSamplesIsRefused() throws {
+        let r = try CLI.run(smallArguments(out: CLI.temporaryDirectory("labels-n"),
+                                           extra: ["--set", "objective.kind=vaeas", "--set", "objective.labels=5000"]))
+        assertFails(r, mentions: ["objective.labels", "5000 labels for 1000 training samples"])
+    }
+
     func testMissingDataDirectory() throws {
         assertFails(try train(dataDir: "/nonexistent/vaeas-data"), mentions: ["/nonexistent/vaeas-data"])
     }

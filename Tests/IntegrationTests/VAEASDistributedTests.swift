@@ -82,6 +82,21 @@ final class VAEASDistributedTests: XCTestCase {
         }
     }
 
+    /// V < 2P: some ranks own no subtree of the tree (V = 3 labels on 4
+    /// ranks); the run is the single-rank one, within float rounding.
+    func testTreeWithFewerLabelsThanTwicePRanksAgreesWithOneRank() throws {
+        var losses: [[Double]] = []
+        for ranks in [1, 4] {
+            let out = CLI.temporaryDirectory("tree-small-v-\(ranks)")
+            let r = try CLI.run(vaeasArguments(out: out, steps: 12, extra: ["--set", "objective.labels=3", "--set", "objective.softmax=tree",
+                                                                             "--set", "objective.mi_estimator=fano"]), ranks: ranks)
+            XCTAssertEqual(r.status, 0, r.output)
+            losses.append(try CLI.jsonLines(out + "/steps.jsonl").map { $0["loss"] as! Double })
+        }
+        XCTAssertEqual(losses[0].count, 12)
+        for (a, b) in zip(losses[0], losses[1]) { XCTAssertLessThan(abs(a - b), 1e-5 * abs(a)) }
+    }
+
     func testAShortLastBatchSmallerThanTheRankCountStillRuns() throws {
         // 1001 samples in batches of 50: the last batch has 1 sample for 3 ranks, so
         // two ranks hold no rows and must still take part in every collective.
