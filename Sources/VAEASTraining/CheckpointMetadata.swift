@@ -17,6 +17,10 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
     public var dataset: String
     public var binarize: Binarization
     public var trainSamples: Int?
+    /// When the tensors were written: the epoch (the last one completed, or in
+    /// progress at a `train.max_steps` stop) and the optimizer step.
+    public var epoch: Int?
+    public var step: Int?
 
     public init(model: ModelSpec, dataset: String, binarize: Binarization, trainSamples: Int?) {
         format = Self.currentFormat
@@ -41,6 +45,8 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
             "seed": "\(model.seed)",
         ]
         if let trainSamples { m["train_samples"] = "\(trainSamples)" }
+        if let epoch { m["epoch"] = "\(epoch)" }
+        if let step { m["step"] = "\(step)" }
         if let c = model.classifier {
             m["cls_layers"] = "\(c.layers)"
             m["labels"] = "\(c.labels)"
@@ -117,6 +123,8 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
         dataset = m["dataset"] ?? "binarized-mnist"
         binarize = try choice("binarize", default: .static)
         trainSamples = m["train_samples"] == nil ? nil : try int("train_samples")
+        epoch = m["epoch"] == nil ? nil : try int("epoch")
+        step = m["step"].map { Int($0) } ?? nil
     }
 
     /// Reads a checkpoint's `__metadata__` and checks it against the file's

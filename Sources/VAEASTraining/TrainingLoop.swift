@@ -20,7 +20,7 @@ public final class TrainingLoop {
     /// One record per epoch, as written to `metrics.jsonl`.
     public private(set) var history: [JSONRecord] = []
     /// What the checkpoint's metadata says about this run.
-    public let metadata: CheckpointMetadata
+    public private(set) var metadata: CheckpointMetadata
 
     public init(config: TrainConfig, step: DataParallelStep, test: Dataset?, output: RunOutput?) throws {
         if let test, test.dimension != step.feed.dimension {
@@ -132,6 +132,8 @@ public final class TrainingLoop {
             history.append(record)
             let checkpointDue = last || (t.checkpointEvery > 0 && epoch % t.checkpointEvery == 0)
             // Gathering the partitioned rows is collective; only rank 0 writes.
+            metadata.epoch = epoch
+            metadata.step = step.globalStep
             let writer = checkpointDue && (output != nil || comm.size > 1) ? try model.checkpointWriter(metadata: metadata) : nil
             _ = try comm.rootOnly {
                 try output?.appendMetrics(record)

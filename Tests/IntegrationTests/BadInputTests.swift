@@ -31,6 +31,19 @@ final class BadInputTests: XCTestCase {
         for p in parts { XCTAssertTrue(r.stderr.contains(p), "stderr lacks '\(p)': \(r.stderr)", file: file, line: line) }
     }
 
+    /// --overwrite removes the earlier run's files before the new run starts,
+    /// so a new run that fails never leaves its config beside the old model.
+    func testOverwriteNeverMixesTwoRuns() throws {
+        let out = CLI.temporaryDirectory("overwrite-mix")
+        XCTAssertEqual(try CLI.run(smallArguments(out: out)).status, 0)
+        XCTAssertNotNil(FileManager.default.contents(atPath: out + "/model.safetensors"))
+        let failed = try CLI.run(smallArguments(out: out, extra: ["--set", "train.lr=1e30", "--set", "model.latent=6"]))
+        assertFails(failed, mentions: ["non-finite"])
+        XCTAssertNil(FileManager.default.contents(atPath: out + "/model.safetensors"),
+                     "the earlier run's model must not sit beside the failed run's config")
+        XCTAssertTrue(try String(contentsOfFile: out + "/config.yaml", encoding: .utf8).contains("latent: 6"))
+    }
+
     /// More labels than training samples leaves labels no sample carries.
     func testMoreLabelsThanSamplesIsRefused() throws {
         let r = try CLI.run(smallArguments(out: CLI.temporaryDirectory("labels-n"),
