@@ -11,7 +11,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // System C libraries, found by pkg-config; the shims expose C macros as functions.
@@ -41,7 +40,6 @@ let package = Package(
         // Model assembly, the data-parallel step, the loop, checkpoints, run outputs, bench shapes.
         .target(name: "VAEASTraining", dependencies: [
             "VAEASDistributed", "VAEASEvaluation", "SafeTensors", "VAEASData", "VAEASConfig", "CZlib",
-            .product(name: "Logging", package: "swift-log"),
         ]),
         // One import for the CLI and the tests: re-exports the layers above.
         .target(name: "VAEAS", dependencies: [
@@ -54,7 +52,6 @@ let package = Package(
         .executableTarget(name: "vaeas-dist", dependencies: [
             "VAEAS", "VAEASConfig", "VAEASData", "SafeTensors",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Logging", package: "swift-log"),
         ]),
 
         // Worker the distributed tests launch under mpirun (not a product); also `step-dump`

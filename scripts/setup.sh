@@ -8,7 +8,9 @@
 #    dataset-fashion-mnist (the default training data, /usr/share/datasets/fashion-mnist).
 # 2. Python's safetensors and numpy (the tests read our checkpoints with them),
 #    and PyTorch 2.13.0 CPU-only in the same python3 (scripts/torch_crosscheck.py,
-#    run by TorchCrossCheckTests, recomputes a training step with autograd).
+#    run by TorchCrossCheckTests, recomputes a training step with autograd),
+#    matplotlib and tensorboardX (scripts/report_run.py: the run's pictures and
+#    TensorBoard event files).
 # 3. swift build -c release  ->  .build/release/vaeas-dist
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +67,16 @@ do not install the plain 'torch' wheel, which brings CUDA"
     python3 -c "import sys, torch; sys.exit(0 if torch.__version__.startswith('$torch_version') else 1)" \
         || die "torch $torch_version is still not importable by $(command -v python3) after pip install (found: $(python3 -c 'import torch; print(torch.__version__)' 2>&1 | tail -1))"
     say "installed torch $(python3 -c 'import torch; print(torch.__version__)')"
+fi
+
+# matplotlib draws the run's pictures; tensorboardX writes TensorBoard event files (scripts/report_run.py).
+if python3 -c 'import matplotlib, tensorboardX' >/dev/null 2>&1; then
+    say "python3 modules present: matplotlib tensorboardX"
+else
+    say "installing python3 modules: python3 -m pip install --quiet matplotlib tensorboardX"
+    python3 -m pip install --quiet matplotlib tensorboardX \
+        || die "pip could not install matplotlib and tensorboardX into $(command -v python3)"
+    python3 -c 'import matplotlib, tensorboardX' || die "matplotlib/tensorboardX still not importable by $(command -v python3) after pip install"
 fi
 
 # --- 3. build -------------------------------------------------------------------

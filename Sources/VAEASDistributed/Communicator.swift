@@ -114,6 +114,19 @@ extension Communicator {
 }
 
 extension Communicator {
+    /// Every rank's short string (≤ `maxBytes` UTF-8 bytes, longer ones cut), in rank order, on every rank.
+    public func allgather(_ text: String, maxBytes: Int = 128) -> [String] {
+        var mine = [Float](repeating: 0, count: maxBytes)
+        for (i, b) in Array(text.utf8.prefix(maxBytes)).enumerated() { mine[i] = Float(b) }
+        var all = [Float](repeating: 0, count: maxBytes * size)
+        mine.withUnsafeBufferPointer { s in
+            all.withUnsafeMutableBufferPointer { allgatherv(send: s, receive: $0, counts: RankCounts(Array(repeating: maxBytes, count: size))) }
+        }
+        return (0..<size).map { r in
+            String(decoding: all[(r * maxBytes)..<((r + 1) * maxBytes)].prefix { $0 != 0 }.map { UInt8($0) }, as: UTF8.self)
+        }
+    }
+
     /// Runs `body` on every rank and makes the outcome collective: if any rank
     /// throws, every rank throws (the lowest failing rank's error is sent to
     /// the others as a `PeerFailure` naming that rank), so no rank goes on into

@@ -46,7 +46,7 @@ public final class Progress {
         fflush(stdout)
     }
 
-    static func clock(_ t: Double) -> String {
+    public static func clock(_ t: Double) -> String {
         guard t.isFinite else { return "--:--" }
         let s = Int(t.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%02d:%02d", s / 60, s % 60)

@@ -172,7 +172,7 @@ public final class RunOutput {
 
 public struct RunOutputError: Error, CustomStringConvertible {
     public let description: String
-    init(_ d: String) { description = d }
+    public init(_ d: String) { description = d }
 }
 
 /// A JSON object with its keys in insertion order (metrics read best that way).

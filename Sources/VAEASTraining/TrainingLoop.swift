@@ -2,7 +2,6 @@ import VAEASCore
 import VAEASDistributed
 import VAEASEvaluation
 import Foundation
-import Logging
 import VAEASConfig
 import VAEASData
 
@@ -15,7 +14,6 @@ public final class TrainingLoop {
     public let step: DataParallelStep
     public let testFeed: DataFeed?
     public let output: RunOutput?
-    public var logger = Logger(label: "vaeas.train")
     public var progress: Progress?
     /// One record per epoch, as written to `metrics.jsonl`.
     public private(set) var history: [JSONRecord] = []
@@ -59,7 +57,6 @@ public final class TrainingLoop {
         let runStart = Date().addingTimeInterval(-position.elapsed)
         var stop = false
         let stepsPerEpoch = step.stepsPerEpoch
-        logger.info("training \(step.feed.count) samples on \(comm.size) rank(s), global batch \(t.batch), \(stepsPerEpoch) steps/epoch, \(model.parameters.count) parameters")
         if t.maxSteps > 0 && position.globalStep >= t.maxSteps {
             throw ConfigError(key: "train.max_steps", source: nil,
                               message: "the run already took \(position.globalStep) steps (train.max_steps = \(t.maxSteps)); "
@@ -83,7 +80,9 @@ public final class TrainingLoop {
                     let range = (s * t.batch)..<min((s + 1) * t.batch, p.count)
                     let st = try step(UnsafeBufferPointer(rebasing: p[range]), epoch: epoch)
                     total.add(st)
-                    if t.logEvery > 0 && step.globalStep % t.logEvery == 0 { try logStep(st, epoch: epoch) }
+                    if t.logEvery > 0 && step.globalStep % t.logEvery == 0 {
+                        try logStep(st, epoch: epoch, elapsed: Date().timeIntervalSince(runStart))
+                    }
                     progress?.step(epoch: epoch, step: s + 1, of: stepsPerEpoch, samples: total.count,
                                    loss: model.objective.summary(total)[0].1, since: epochStart)
                     // The position after this step: what a checkpoint taken now resumes from.
@@ -160,12 +159,31 @@ public final class TrainingLoop {
     }
 
     /// `steps.jsonl`: one line per `train.log_every` steps.
-    private func logStep(_ st: StepStats, epoch: Int) throws {
+    /// With the step's loss terms: the learning rate, the L2 norm of the
+    /// step's whole gradient (replicated parameters, reduced, and every rank's
+    /// rows of the output layer; collective) and the seconds since the run began.
+    private func logStep(_ st: StepStats, epoch: Int, elapsed: Double) throws {
         var r = JSONRecord()
         r.set("step", step.globalStep); r.set("epoch", epoch)
         for (k, v) in model.objective.summary(st) { r.set(k, v) }
         r.set("batch", st.count)
+        r.set("lr", config.train.lr)
+        r.set("grad_norm", gradientNorm())
+        r.set("time", elapsed)
         _ = try comm.rootOnly { try output?.appendStep(r) }
+    }
+
+    /// ‖∇‖₂ of the last step: the replicated gradient is the same on every
+    /// rank; the output layer's rows are summed over ranks.
+    private func gradientNorm() -> Double {
+        func squares(_ g: UnsafePointer<Float>, _ n: Int) -> Double {
+            var s = 0.0
+            for i in 0..<n { let x = Double(g[i]); s += x * x }
+            return s
+        }
+        let p = model.parameters
+        let shard = model.classifier.map { squares($0.output.store.grads, $0.output.store.count) } ?? 0
+        return (squares(p.grads, p.count) + comm.sum([shard])[0]).squareRoot()
     }
 
     /// Test ELBO, recon, KL and active units with one fixed noise draw per

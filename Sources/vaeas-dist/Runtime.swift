@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import Logging
 import VAEAS
 import VAEASConfig
 import VAEASData
@@ -25,11 +24,6 @@ enum Runtime {
             throw ExitCode(1)
         }
         configureBLASThreads()
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = comm.rank == 0 ? .info : .error
-            return h
-        }
         func report(_ text: String) {
             fflush(stdout)
             let who = comm.size > 1 && comm.rank != 0 ? "rank \(comm.rank) of \(comm.size) (\(hostName())): " : ""

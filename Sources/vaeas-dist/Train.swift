@@ -49,7 +49,11 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Continue the run in DIR from its newest intact checkpoint.", valueName: "DIR"))
     var resume: String?
 
+    @Flag(name: .long, help: "Resolve the config, check the data on every rank, print the run's size and memory per rank, and exit.")
+    var dryRun = false
+
     func validate() throws {
+        if resume != nil && dryRun { throw ValidationError("--dry-run checks a new run; drop --resume") }
         if resume != nil {
             if options.config != nil { throw ValidationError("--resume uses the run's own config.yaml; drop --config (change keys with --set)") }
             if out != nil { throw ValidationError("--resume writes into its own directory; drop --out") }
@@ -67,6 +71,7 @@ struct Train: ParsableCommand {
                 let config = try options.resolve()
                 return (config, try Runtime.loadData(config))
             }
+            if dryRun { return try RunReport.dryRun(config: config, train: data.train, comm: comm) }
             let outDir = out ?? Train.defaultOutDirectory(config, comm: comm)
             let output: RunOutput? = try comm.rootOnly {
                 let o = try RunOutput(directory: outDir, overwrite: overwrite, stepLog: config.train.logEvery > 0)
@@ -77,12 +82,14 @@ struct Train: ParsableCommand {
                 try TrainingLoop.make(config: config, train: data.train, test: data.test, comm: comm, output: output)
             }
             loop.runDirectory = outDir
+            try RunReport.recordStart(in: outDir, config: config, step: loop.step, comm: comm)
             if comm.isRoot {
                 loop.progress = Progress()
-                print("vaeas-dist train: \(config.data.name) (\(data.train.count) samples), \(comm.size) rank(s), writing \(outDir)")
+                print(RunReport.header(config: config, step: loop.step, directory: outDir))
             }
+            let t0 = Date()
             try loop.run()
-            if comm.isRoot { print("done: \(outDir)/model.safetensors") }
+            if comm.isRoot { print(RunReport.summary(loop.history, seconds: Date().timeIntervalSince(t0), directory: outDir)) }
         }
     }
 
@@ -132,13 +139,16 @@ struct Train: ParsableCommand {
         }
         loop.runDirectory = dir
         loop.start = position
+        try RunReport.recordStart(in: dir, config: config, step: loop.step, comm: comm, resumedFrom: path)
         if comm.isRoot {
             loop.progress = Progress()
             print("vaeas-dist train: resuming \(dir) from \(URL(fileURLWithPath: path).lastPathComponent) "
                   + "(epoch \(position.epoch), step \(position.globalStep); saved at \(manifest.ranks) rank(s), now \(comm.size))")
+            print(RunReport.header(config: config, step: loop.step, directory: dir))
         }
+        let t0 = Date()
         try loop.run()
-        if comm.isRoot { print("done: \(dir)/model.safetensors") }
+        if comm.isRoot { print(RunReport.summary(loop.history, seconds: Date().timeIntervalSince(t0), directory: dir)) }
     }
 
     /// Chosen on rank 0 (its clock) and broadcast, so every rank agrees.

@@ -9,5 +9,6 @@ struct VAEASDist: ParsableCommand {
         A plain `vaeas-dist …` is one rank; `mpirun -n P vaeas-dist …` runs P data-parallel ranks.
         Only rank 0 prints and writes files.
         """,
+        version: BuildInfo.text,
         subcommands: [Train.self, Evaluate.self, Estimate.self, Reconstruct.self, Sample.self, Bench.self, ShowConfig.self])
 }

@@ -74,6 +74,15 @@ enum CLI {
         return d
     }
 
+    /// A JSON-lines file without the fields that measure wall-clock time
+    /// (`seconds`, `samples_per_s`, `elapsed`, `eval_seconds`, `time`): what
+    /// must be bit-identical between two runs of the same trajectory.
+    static func withoutTimes(_ path: String) throws -> String {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let timing = try NSRegularExpression(pattern: #", "(seconds|samples_per_s|elapsed|eval_seconds|time)": [^,}]*"#)
+        return timing.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "")
+    }
+
     /// JSON lines of a file as dictionaries.
     static func jsonLines(_ path: String) throws -> [[String: Any]] {
         try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {

@@ -1,0 +1,28 @@
+import Foundation
+
+/// What `vaeas-dist --version` prints and `run.jsonl` records.
+enum BuildInfo {
+    static let version = "0.4.0"
+
+    /// The commit of the source tree the binary was built from: the git
+    /// repository holding the binary (`<repo>/.build/release/vaeas-dist`),
+    /// read from `.git` directly (no git needed). nil outside a checkout.
+    static let commit: String? = {
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        while dir.path != "/" {
+            let git = dir.appendingPathComponent(".git").path
+            if let head = try? String(contentsOfFile: git + "/HEAD", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) {
+                guard head.hasPrefix("ref: ") else { return head }
+                let ref = String(head.dropFirst(5))
+                if let c = try? String(contentsOfFile: git + "/" + ref, encoding: .utf8) { return c.trimmingCharacters(in: .whitespacesAndNewlines) }
+                let packed = (try? String(contentsOfFile: git + "/packed-refs", encoding: .utf8)) ?? ""
+                return packed.split(separator: "\n").first { $0.hasSuffix(" " + ref) }.map { String($0.prefix(40)) }
+            }
+            dir = dir.deletingLastPathComponent()
+        }
+        return nil
+    }()
+
+    static var text: String { "vaeas-dist \(version)" + (commit.map { " (commit \($0.prefix(12)))" } ?? "") }
+}
