@@ -164,7 +164,12 @@ struct Train: ParsableCommand {
 struct ShowConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "show-config",
-        abstract: "Print the resolved config (the embedded default, or --config with --set overrides).")
+        abstract: "Print the resolved config (the embedded default, or --config with --set overrides).",
+        discussion: """
+        Examples:
+          vaeas-dist show-config                                         # every key with its default and a comment
+          vaeas-dist show-config --config configs/mnist-vaeas.yaml --set objective.alpha=0.5
+        """)
 
     @OptionGroup var options: ConfigOptions
 
