@@ -65,14 +65,17 @@ enum Runtime {
         return String(cString: buffer)
     }
 
-    /// P ranks on C cores already fill the cores; OpenBLAS threads beyond
-    /// C / (ranks on this node) would oversubscribe them. An explicit
+    /// P ranks on C cores already fill the cores; OpenBLAS threads beyond a
+    /// rank's share would oversubscribe them. The share comes from the CPU
+    /// affinity mask when it is narrower than the machine (taskset, srun
+    /// --cpu-bind, mpirun --bind-to), else SLURM_CPUS_PER_TASK, else cores /
+    /// ranks on this node (`BLASThreadPlan.decide`). An explicit
     /// OPENBLAS_NUM_THREADS wins.
     static func configureBLASThreads() {
-        let env = ProcessInfo.processInfo.environment
-        if env["OPENBLAS_NUM_THREADS"] != nil { return }
-        let local = Int(env["OMPI_COMM_WORLD_LOCAL_SIZE"] ?? env["SLURM_NTASKS_PER_NODE"] ?? "1") ?? 1
-        BLAS.threads = max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local))
+        let plan = BLASThreadPlan.decide(environment: ProcessInfo.processInfo.environment,
+                                         affinityCount: BLASThreadPlan.affinityCount(),
+                                         cores: ProcessInfo.processInfo.activeProcessorCount)
+        if let threads = plan.threads { BLAS.threads = threads }
     }
 
     /// Config file (or the embedded default) with `--set` overrides applied in order.

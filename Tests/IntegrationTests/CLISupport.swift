@@ -26,7 +26,10 @@ enum CLI {
         return repositoryRoot.appendingPathComponent(".build/release/vaeas-dist").path
     }
 
+    /// `environment` adds variables, or removes them (nil), after the defaults
+    /// below (e.g. `["OPENBLAS_NUM_THREADS": nil]` lets vaeas-dist choose).
     static func run(_ args: [String], ranks: Int? = nil, timeout: TimeInterval = 180, executable: String? = nil,
+                    environment: [String: String?] = [:], prefix: [String] = [],
                     file: StaticString = #filePath, line: UInt = #line) throws -> Result {
         let binary = executable ?? CLI.binary
         let p = Process()
@@ -34,10 +37,15 @@ enum CLI {
         env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
         env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
         env["OPENBLAS_NUM_THREADS"] = "1"
+        for (k, v) in environment { env[k] = v }
         p.environment = env
         if let ranks {
             p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["mpirun", "--oversubscribe", "--bind-to", "none", "-n", "\(ranks)", binary] + args
+            p.arguments = prefix + ["mpirun", "--oversubscribe", "--bind-to", "none", "-n", "\(ranks)", binary] + args
+        } else if !prefix.isEmpty {
+            // A wrapper such as `taskset -c 0`.
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = prefix + [binary] + args
         } else {
             p.executableURL = URL(fileURLWithPath: binary)
             p.arguments = args
@@ -81,6 +89,13 @@ enum CLI {
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let timing = try NSRegularExpression(pattern: #", "(seconds|samples_per_s|elapsed|eval_seconds|time)": [^,}]*"#)
         return timing.stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: "")
+    }
+
+    /// The last line of `stdout` as a JSON object (a test failure, not a crash, when there is none).
+    static func lastJSON(_ r: Result, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+        let text = try XCTUnwrap(r.stdout.split(separator: "\n").last, "no output: \(r.output)", file: file, line: line)
+        let object = try? JSONSerialization.jsonObject(with: Data(text.utf8))
+        return try XCTUnwrap(object as? [String: Any], "last line is not a JSON object: \(r.output)", file: file, line: line)
     }
 
     /// JSON lines of a file as dictionaries.
