@@ -34,6 +34,50 @@ public struct Dataset: Sendable {
         let subLabels = labels.map { IDXLabels(path: $0.path, labels: Array($0.labels[0..<limit])) }
         return Dataset(name: name, split: split, images: subImages, labels: subLabels)
     }
+
+    /// The samples at `indices`, in that order.
+    /// - Precondition: every index is in `0..<count`.
+    public func subset(_ indices: [Int]) -> Dataset {
+        let d = dimension
+        var pixels = [UInt8]()
+        pixels.reserveCapacity(indices.count * d)
+        for i in indices {
+            precondition(i >= 0 && i < count, "index \(i) outside 0..<\(count)")
+            pixels += images.pixels[(i * d)..<((i + 1) * d)]
+        }
+        let subImages = IDXImages(path: images.path, count: indices.count, rows: images.rows, cols: images.cols, pixels: pixels)
+        let subLabels = labels.map { l in IDXLabels(path: l.path, labels: indices.map { l.labels[$0] }) }
+        return Dataset(name: name, split: split, images: subImages, labels: subLabels)
+    }
+
+    /// `k` samples spread over the split (some files, such as binarized-MNIST's
+    /// test set, are sorted by class, so the first k would be one class):
+    /// every ⌊count/k⌋-th sample from the first, and a sentence saying so,
+    /// e.g. "500 examples: every 20th of test (10000)". k ≤ 0 or k ≥ count:
+    /// the whole split.
+    public func spread(_ k: Int) -> (dataset: Dataset, indices: [Int], description: String) {
+        let n = count
+        guard k > 0, k < n else {
+            return (self, Array(0..<n), "all \(n) examples of \(split)")
+        }
+        let stride = n / k
+        let indices = (0..<k).map { $0 * stride }
+        let which = stride == 1 ? "the first \(k)" : "every \(Dataset.ordinal(stride))"
+        return (subset(indices), indices, "\(k) examples: \(which) of \(split) (\(n))")
+    }
+
+    /// 1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, 21st, …
+    public static func ordinal(_ n: Int) -> String {
+        let suffix: String
+        switch (n % 10, n % 100) {
+        case (_, 11...13): suffix = "th"
+        case (1, _): suffix = "st"
+        case (2, _): suffix = "nd"
+        case (3, _): suffix = "rd"
+        default: suffix = "th"
+        }
+        return "\(n)\(suffix)"
+    }
 }
 
 /// The datasets the trainer knows by name, and where their files live.
@@ -45,6 +89,8 @@ public enum DatasetCatalog {
         /// File stem for a canonical split.
         let fileSplit: (String) -> String
         let hasLabels: Bool
+        /// Where the system installs it (a Debian package), if anywhere.
+        var standardDirectory: String? = nil
     }
 
     private static let entries: [Entry] = [
@@ -53,7 +99,8 @@ public enum DatasetCatalog {
         Entry(name: "mnist", splits: ["train", "test"], aliases: ["t10k": "test"],
               fileSplit: { $0 == "test" ? "t10k" : $0 }, hasLabels: true),
         Entry(name: "fashion-mnist", splits: ["train", "test"], aliases: ["t10k": "test"],
-              fileSplit: { $0 == "test" ? "t10k" : $0 }, hasLabels: true),
+              fileSplit: { $0 == "test" ? "t10k" : $0 }, hasLabels: true,
+              standardDirectory: "/usr/share/datasets/fashion-mnist"),
         Entry(name: "omniglot-small", splits: ["train", "test"], aliases: [:],
               fileSplit: { $0 }, hasLabels: true),
     ]
@@ -65,6 +112,19 @@ public enum DatasetCatalog {
     /// or nil for an unknown dataset.
     public static func splits(of name: String) -> [String]? {
         entries.first { $0.name == name }?.splits
+    }
+
+    /// Where the system installs a dataset (`apt-get install dataset-fashion-mnist`
+    /// puts Fashion-MNIST in /usr/share/datasets/fashion-mnist), or nil.
+    public static func standardDirectory(of name: String) -> String? {
+        entries.first { $0.name == name }?.standardDirectory
+    }
+
+    /// The file stem of a split (`t10k` for mnist's `test`), nil for an unknown name or split.
+    static func fileStem(name: String, split: String) -> String? {
+        guard let entry = entries.first(where: { $0.name == name }) else { return nil }
+        let canonical = entry.aliases[split] ?? split
+        return entry.splits.contains(canonical) ? entry.fileSplit(canonical) : nil
     }
 
     /// The split used for evaluation: `"test"` for every dataset.
@@ -121,7 +181,7 @@ public enum DatasetCatalog {
         return Dataset(name: name, split: canonical, images: images, labels: labels)
     }
 
-    private static func join(_ directory: String, _ file: String) -> String {
+    static func join(_ directory: String, _ file: String) -> String {
         directory.hasSuffix("/") ? directory + file : directory + "/" + file
     }
 

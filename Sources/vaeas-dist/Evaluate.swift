@@ -4,12 +4,48 @@ import SafeTensors
 import VAEAS
 import VAEASData
 
+/// Where `eval`, `estimate` and `reconstruct` look for a checkpoint's data
+/// when --data-dir is not given: the `data.dir` recorded in the `config.yaml`
+/// beside the checkpoint (the run's own), then $VAEAS_DATA_DIR, then the
+/// dataset's standard location. With --data-dir, only there.
+enum CheckpointDataLocations {
+    static func locations(dataDir: String?, checkpoint: String, dataset: String) -> [DataLocation] {
+        if let dataDir { return [DataLocation(dataDir, origin: "--data-dir")] }
+        var out: [DataLocation] = []
+        let runDirectory = (checkpoint as NSString).deletingLastPathComponent
+        let configPath = runDirectory.isEmpty ? "config.yaml" : runDirectory + "/config.yaml"
+        if FileManager.default.fileExists(atPath: configPath),
+           let recorded = try? TrainConfig.load(path: configPath), !recorded.data.dir.isEmpty {
+            out.append(DataLocation(recorded.data.dir, origin: "data.dir in \(configPath)"))
+        }
+        if let env = ProcessInfo.processInfo.environment["VAEAS_DATA_DIR"], !env.isEmpty {
+            out.append(DataLocation(env, origin: "$VAEAS_DATA_DIR"))
+        }
+        if let standard = DataLocation.standard(for: dataset) { out.append(standard) }
+        return out
+    }
+
+    /// One split of `dataset` from the first location that holds it, and that location.
+    static func load(dataset: String, split: String, dataDir: String?, checkpoint: String) throws
+        -> (dataset: Dataset, location: DataLocation) {
+        let places = locations(dataDir: dataDir, checkpoint: checkpoint, dataset: dataset)
+        guard !places.isEmpty else {
+            throw ValidationError("no data directory for '\(dataset)': pass --data-dir, or set VAEAS_DATA_DIR "
+                                  + "(no config.yaml with a data.dir beside \(checkpoint))")
+        }
+        return try DatasetCatalog.load(name: dataset, split: split, from: places)
+    }
+}
+
 /// What `eval` and `estimate` share: a checkpoint and the data it is measured on.
 struct CheckpointData: ParsableArguments {
     @Option(name: .long, help: "model.safetensors written by `train`.")
     var checkpoint: String
 
-    @Option(name: .long, help: "Directory of the dataset's IDX files (default: $VAEAS_DATA_DIR).")
+    @Option(name: .long, help: """
+        Directory of the dataset's IDX files (default: data.dir in the config.yaml beside the checkpoint, \
+        then $VAEAS_DATA_DIR, then the dataset's standard location).
+        """)
     var dataDir: String?
 
     @Option(name: .long, help: "Dataset name (default: the one the checkpoint was trained on).")
@@ -18,7 +54,7 @@ struct CheckpointData: ParsableArguments {
     @Option(name: .long, help: "Binarization, static or dynamic (default: the training one; dynamic draws one fixed sample).")
     var binarize: Binarization?
 
-    @Option(name: .long, help: "Use only the first N examples of the split (0 = all).")
+    @Option(name: .long, help: "Use N examples spread over the split, every ⌊n/N⌋-th from the first (0 = all).")
     var limit = 0
 
     @Option(name: .long, help: "Seed of the evaluation noise.")
@@ -28,9 +64,10 @@ struct CheckpointData: ParsableArguments {
     func classifierSummary(file: SafeTensorsFile, comm: Communicator, batch: Int) throws -> [(String, Double)]? {
         guard try CheckpointMetadata(file).model.classifier != nil else { return nil }
         let name = dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
-        guard let dir = dataDir ?? ProcessInfo.processInfo.environment["VAEAS_DATA_DIR"]
-                ?? (name == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : nil) else { return nil }
-        var train = try DatasetCatalog.load(name: name, split: "train", directory: dir)
+        let places = CheckpointDataLocations.locations(dataDir: dataDir, checkpoint: checkpoint, dataset: name)
+        guard !places.isEmpty else { return nil }
+        var train = try DatasetCatalog.load(name: name, split: "train", from: places).dataset
+        // The training set as trained on: data.limit kept its first samples.
         if let n = file.metadata["train_samples"].flatMap(Int.init) { train = train.prefix(n) }
         let step = try Checkpoint.step(for: file, train: train, comm: comm, batch: batch)
         return step.trainingSetSummary().filter { ["kl", "mi", "md", "sc"].contains($0.0) }
@@ -51,23 +88,34 @@ struct CheckpointData: ParsableArguments {
             + "the computation overflow float32, so there is nothing meaningful to report")
     }
 
-    /// The VAE's parameters and shape, and the split as a feed.
-    func load(split: String) throws -> (store: ParameterStore, shape: VAEShape, feed: DataFeed, file: SafeTensorsFile) {
+    /// What was loaded, for the output: the data's directory and where it came
+    /// from, and which examples (`--limit`).
+    struct Source {
+        let name: String
+        let location: DataLocation
+        let subset: String
+        /// The line printed before the results.
+        var line: String { "data: \(name) from \(location); \(subset)" }
+        func record(into j: inout JSONRecord) {
+            j.set("data_dir", location.directory); j.set("data_dir_origin", location.origin); j.set("subset", subset)
+        }
+    }
+
+    /// The VAE's parameters and shape, the split as a feed (with --limit, N
+    /// examples spread over it), and where the data came from.
+    func load(split: String) throws -> (store: ParameterStore, shape: VAEShape, feed: DataFeed, file: SafeTensorsFile, source: Source) {
         let file = try SafeTensorsFile.load(path: checkpoint)
         let vae = try Checkpoint.vae(from: file, capacity: 1)
         let shape = vae.shape
         let name = dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
-        let env = ProcessInfo.processInfo.environment["VAEAS_DATA_DIR"]
-        let dir = dataDir ?? env ?? (name == "fashion-mnist" ? "/usr/share/datasets/fashion-mnist" : nil)
-        guard let dir else {
-            throw ValidationError("no data directory for '\(name)': pass --data-dir or set VAEAS_DATA_DIR")
-        }
-        let data = try DatasetCatalog.load(name: name, split: split, directory: dir).prefix(limit)
+        let (all, location) = try CheckpointDataLocations.load(dataset: name, split: split, dataDir: dataDir, checkpoint: checkpoint)
+        let (data, _, subset) = all.spread(limit)
         guard data.dimension == shape.input else {
             throw CheckpointError(path: checkpoint, message: "input_dim \(shape.input) does not match \(name)/\(split) images of \(data.dimension) pixels")
         }
         let bin = try binarize ?? CheckpointMetadata(file).binarize
-        return (vae.store, shape, DataFeed(dataset: data, binarization: bin, seed: seed, evaluation: true), file)
+        return (vae.store, shape, DataFeed(dataset: data, binarization: bin, seed: seed, evaluation: true), file,
+                Source(name: name, location: location, subset: subset))
     }
 }
 
@@ -106,7 +154,7 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         try Runtime.withCommunicator { comm in
-            let (store, shape, feed, file) = try source.load(split: split)
+            let (store, shape, feed, file, data) = try source.load(split: split)
             let t0 = Date()
             let r = Evaluator.likelihood(parameters: store, shape: shape, feed: feed, comm: comm, iwSamples: iwSamples,
                                          seed: source.seed, auThreshold: auThreshold)
@@ -117,12 +165,14 @@ struct Evaluate: ParsableCommand {
             guard comm.isRoot else { return }
             var j = JSONRecord()
             j.set("checkpoint", source.checkpoint); j.set("split", split); j.set("examples", r.count); j.set("ranks", comm.size)
+            data.record(into: &j)
             j.set("iw_samples", r.iwSamples); j.set("nll", r.nll); j.set("elbo", r.elbo); j.set("recon", r.recon); j.set("kl", r.kl)
             j.set("active_units", r.activeUnits); j.set("au_threshold", r.auThreshold)
             for (k, v) in classifier ?? [] where k != "kl" { j.set(k, v) }
             if let kl = classifier?.first(where: { $0.0 == "kl" })?.1 { j.set("kl_train", kl) }
             j.set("seconds", Date().timeIntervalSince(t0))
             if !json {
+                print(data.line)
                 if let c = classifier {
                     let d = Dictionary(uniqueKeysWithValues: c)
                     print(String(format: "train set, classifier: MI %.3f  MD %.3f  SC %.3f  (KL_train %.3f)",
@@ -169,7 +219,10 @@ struct Estimate: ParsableCommand {
 
     func run() throws {
         try Runtime.withCommunicator { comm in
-            let (store, shape, feed, file) = try source.load(split: split)
+            let (store, shape, feed, file, data) = try source.load(split: split)
+            if comm.isRoot && !json {
+                print(data.line + "; each S: a seeded random subset (seed \(source.seed)) of these \(feed.count)")
+            }
             let counts = samples.split(separator: ",").map { Int($0)! }
             if let c = try source.classifierSummary(file: file, comm: comm, batch: 128), comm.isRoot {
                 let d = Dictionary(uniqueKeysWithValues: c)
@@ -191,6 +244,7 @@ struct Estimate: ParsableCommand {
                 var j = JSONRecord()
                 j.set("samples", s); j.set("mi", r.mi); j.set("md", r.md); j.set("mi_plus_md", r.mi + r.md)
                 j.set("mean_kl", r.meanKL); j.set("ranks", comm.size); j.set("seconds", Date().timeIntervalSince(t0))
+                data.record(into: &j)
                 if json { print(j.json) } else {
                     print(String(format: "%7d  %8.3f %8.3f %8.3f %8.3f", s, r.mi, r.md, r.mi + r.md, r.meanKL))
                     print(j.json)

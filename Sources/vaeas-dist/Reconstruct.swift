@@ -8,18 +8,24 @@ struct Reconstruct: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a PNG of test or training images next to their reconstructions.",
         discussion: """
-        Takes the first --count images of the split, binarized statically (pixel ≥ 128), encodes them, \
+        Takes --count images spread over the split (every ⌊n/count⌋-th from the first: some files, such as \
+        binarized-MNIST's test set, are sorted by class), binarized statically (pixel ≥ 128), encodes them, \
         decodes the posterior mean z = μ(x) (no sampling, so the picture is deterministic) and shows \
         σ(logits) as grey levels. Rows of --columns originals alternate with the rows of their \
         reconstructions, as in the paper's Figures 4–5. Prints the mean BCE of the reconstructions \
-        against the shown originals, in nats per image. Runs on rank 0 only.
+        against the shown originals, in nats per image, and which images were shown and the data directory used. \
+        Without --data-dir the data comes from data.dir in the config.yaml beside the checkpoint, then \
+        $VAEAS_DATA_DIR, then the dataset's standard location. Runs on rank 0 only.
         """)
 
     @Option(name: .long, help: "Checkpoint (model.safetensors) written by `vaeas-dist train`.")
     var checkpoint: String
 
-    @Option(name: .long, help: "Directory of the dataset's IDX files (the dataset's folder, or its parent).")
-    var dataDir: String
+    @Option(name: .long, help: """
+        Directory of the dataset's IDX files, the dataset's folder or its parent (default: data.dir in the \
+        config.yaml beside the checkpoint, then $VAEAS_DATA_DIR, then the dataset's standard location).
+        """)
+    var dataDir: String?
 
     @Option(name: .long, help: "Dataset name: \(DatasetCatalog.names.joined(separator: ", ")) (default: the one the checkpoint was trained on).")
     var dataset: String?
@@ -27,7 +33,7 @@ struct Reconstruct: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Split to take the images from: train or test (binarized-mnist also has valid).", valueName: "split"))
     var split: String
 
-    @Option(name: .long, help: "Number of images (the first ones of the split).")
+    @Option(name: .long, help: "Number of images, spread over the split (every ⌊n/count⌋-th).")
     var count = 32
 
     @Option(name: .long, help: "Images per grid row.")
@@ -50,7 +56,8 @@ struct Reconstruct: ParsableCommand {
         let file = try ImageOptions.loadCheckpoint(checkpoint)
         let shape = try Checkpoint.shape(of: file)
         let dataset = self.dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
-        let data = try DatasetCatalog.load(name: dataset, split: split, directory: dataDir)
+        let (data, location) = try CheckpointDataLocations.load(dataset: dataset, split: split, dataDir: dataDir,
+                                                                checkpoint: checkpoint)
         guard data.dimension == shape.input else {
             throw ImageError("checkpoint \(checkpoint) has input_dim \(shape.input), but dataset \(dataset) (\(data.split)) "
                              + "has \(data.images.rows)×\(data.images.cols) = \(data.dimension) pixels per image")
@@ -63,7 +70,8 @@ struct Reconstruct: ParsableCommand {
         let d = shape.input
         let x = UnsafeMutablePointer<Float>.allocate(capacity: count * d)
         defer { x.deallocate() }
-        let indices = (0..<Int32(count)).map { $0 }
+        let (_, chosen, subset) = data.spread(count)
+        let indices = chosen.map { Int32($0) }
         // Static, so what is shown is exactly what was encoded and scored; the seed is unused.
         let feed = DataFeed(dataset: data, binarization: .static, seed: 0, evaluation: true)
         indices.withUnsafeBufferPointer { feed.fill(x, indices: $0, epoch: 0) }
@@ -95,6 +103,7 @@ struct Reconstruct: ParsableCommand {
         try PNG.writeGray(path: out, width: g.width, height: g.height, pixels: g.pixels)
         print("reconstruct: \(count) \(dataset) \(data.split) images, z = μ, mean BCE \(String(format: "%.2f", meanBCE)) nats "
               + "(KL \(String(format: "%.2f", meanKL))), wrote \(out) (\(g.width)×\(g.height))")
+        print("images: \(subset); data from \(location)")
     }
 }
 

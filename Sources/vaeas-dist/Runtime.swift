@@ -87,21 +87,48 @@ enum Runtime {
         return config
     }
 
-    /// data.dir, else $VAEAS_DATA_DIR, else the system's Fashion-MNIST for fashion-mnist.
-    static func dataDirectory(_ config: TrainConfig) throws -> String {
-        if !config.data.dir.isEmpty { return config.data.dir }
-        if let env = ProcessInfo.processInfo.environment["VAEAS_DATA_DIR"], !env.isEmpty { return env }
-        if config.data.name == "fashion-mnist" { return "/usr/share/datasets/fashion-mnist" }
-        throw ConfigError(key: "data.dir", source: nil, line: nil,
-                          message: "no data directory for '\(config.data.name)': set data.dir, --data-dir or VAEAS_DATA_DIR")
+    /// Where to look for the data, in order: data.dir (or --data-dir) alone
+    /// when set; else $VAEAS_DATA_DIR, then the dataset's standard location
+    /// (Fashion-MNIST's /usr/share/datasets/fashion-mnist), so that a
+    /// VAEAS_DATA_DIR holding the other datasets does not hide it.
+    static func dataLocations(_ config: TrainConfig) throws -> [DataLocation] {
+        if !config.data.dir.isEmpty { return [DataLocation(config.data.dir, origin: "data.dir")] }
+        var locations: [DataLocation] = []
+        if let env = ProcessInfo.processInfo.environment["VAEAS_DATA_DIR"], !env.isEmpty {
+            locations.append(DataLocation(env, origin: "$VAEAS_DATA_DIR"))
+        }
+        if let standard = DataLocation.standard(for: config.data.name) { locations.append(standard) }
+        guard !locations.isEmpty else {
+            throw ConfigError(key: "data.dir", source: nil, line: nil,
+                              message: "no data directory for '\(config.data.name)': set data.dir, --data-dir or VAEAS_DATA_DIR")
+        }
+        return locations
     }
 
-    /// Training split (limited to data.limit) and, when evaluation is on, the test split.
+    /// The first of `dataLocations` (kept for callers that want one directory).
+    static func dataDirectory(_ config: TrainConfig) throws -> String {
+        try dataLocations(config)[0].directory
+    }
+
+    /// Where the last `loadData` found the data, for a header to print.
+    nonisolated(unsafe) static var dataLocation: DataLocation?
+
+    /// Training split (limited to data.limit) and, when evaluation is on, the
+    /// test split, both from the first location that holds the dataset. When
+    /// that is not the first place looked in, rank 0 says so on stderr.
     static func loadData(_ config: TrainConfig) throws -> (train: Dataset, test: Dataset?) {
-        let dir = try dataDirectory(config)
-        let train = try DatasetCatalog.load(name: config.data.name, split: "train", directory: dir).prefix(config.data.limit)
+        let locations = try dataLocations(config)
+        let (full, location) = try DatasetCatalog.load(name: config.data.name, split: "train", from: locations)
+        dataLocation = location
+        // Before the communicator's rank is known here: the launcher's (mpirun, srun, PMIx), else 0.
+        let env = ProcessInfo.processInfo.environment
+        let rank = ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first ?? 0
+        if location != locations[0] && rank == 0 {
+            FileHandle.standardError.write(Data("note: \(config.data.name) is not in \(locations[0]); using \(location)\n".utf8))
+        }
+        let train = full.prefix(config.data.limit)
         let test = config.eval.every > 0
-            ? try DatasetCatalog.load(name: config.data.name, split: config.data.testSplit, directory: dir) : nil
+            ? try DatasetCatalog.load(name: config.data.name, split: config.data.testSplit, directory: location.directory) : nil
         return (train, test)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import VAEAS
+import VAEASData
 import XCTest
 
 /// PNG output: the encoder checked by an independent decoder (Python's zlib and
@@ -152,6 +153,38 @@ final class ImageTests: XCTestCase {
             XCTAssertTrue(mismatch.stderr.contains(part), "stderr lacks '\(part)': \(mismatch.stderr)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/mismatch.png"))
+    }
+
+    /// binarized-MNIST's test file is MNIST's test set sorted by class (class
+    /// c is the c-th block, of MNIST's test counts per class), so its first 32
+    /// images are all zeros. `reconstruct --count 32` shows every 312th image
+    /// instead: every class, and the output says which images.
+    func testReconstructShowsImagesSpreadOverTheSplit() throws {
+        let dir = CLI.temporaryDirectory("images-spread")
+        let train = try CLI.run(smallArguments(out: dir))
+        XCTAssertEqual(train.status, 0, train.output)
+        let recon = try CLI.run(["reconstruct", "--checkpoint", dir + "/model.safetensors", "--data-dir", CLI.sharedData,
+                                 "--split", "test", "--count", "32", "--columns", "8", "--out", dir + "/recon.png"])
+        XCTAssertEqual(recon.status, 0, recon.output)
+        XCTAssertTrue(recon.stdout.contains("images: 32 examples: every 312th of test (10000)"), recon.stdout)
+
+        // Which test images are the originals in the picture (exact pixel match)?
+        let test = try DatasetCatalog.load(name: "binarized-mnist", split: "test", directory: CLI.sharedData)
+        let binary = test.images.pixels.map { $0 >= 128 ? UInt8(255) : 0 }
+        let r = try XCTUnwrap(try decode(dir + "/recon.png"))
+        var shown: [Int] = []
+        for k in 0..<32 {
+            let band = k / 8, column = k % 8
+            let x0 = 2 + column * 30, y0 = 2 + 2 * band * 30   // bands: originals, then reconstructions
+            var tile: [UInt8] = []
+            for y in y0..<(y0 + 28) { tile += r.pixels[(y * r.width + x0)..<(y * r.width + x0 + 28)] }
+            let match = (0..<test.count).first { i in binary[(i * 784)..<((i + 1) * 784)].elementsEqual(tile) }
+            shown.append(try XCTUnwrap(match, "original tile \(k) is no test image"))
+        }
+        XCTAssertEqual(shown, (0..<32).map { $0 * 312 })
+        let classEnds = [980, 2115, 3147, 4157, 5139, 6031, 6989, 8017, 8991, 10000]   // cumulative MNIST test counts
+        let classes = Set(shown.map { i in classEnds.firstIndex { i < $0 }! })
+        XCTAssertEqual(classes.count, 10, "classes shown: \(classes.sorted())")
     }
 
     func testImageCommandErrors() throws {
