@@ -5,13 +5,16 @@
     python3 scripts/experiments.py run NAME|all [--ranks R] [--epochs E] [--iw-samples K]
                                            [--rows ID,ID] [--limit-data N] [--force] [--dry-run]
                                            [--launcher mpirun|srun] [--data-dir DIR]
-    python3 scripts/experiments.py report [--out docs/RESULTS.md]
+    python3 scripts/experiments.py report [--out FILE]
 
 NAME is a spec in experiments/NAME.yaml (format: experiments/README.md). Runs go to
 runs/experiments/NAME/ROW/ (train output, eval JSON, logs, done.json); a row with a
 done.json is skipped unless --force. `report` reads whatever runs exist and writes
 docs/RESULTS.md, with figures under docs/figures/ (matplotlib is optional: without it the
-figures' numbers are still tabulated and the plots are skipped with a message).
+figures' numbers are still tabulated and the plots are skipped with a message). When the
+runs are partial (a row not run, or run with --limit-data), the report goes to
+runs/experiments/REPORT-partial.md (figures in runs/experiments/figures/) instead, so the
+tracked results are never replaced by validation numbers; `--out docs/RESULTS.md` forces it.
 
 Needs Python 3 and PyYAML. Paths are taken from the repository root (this file's parent's parent).
 """
@@ -36,6 +39,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC_DIR = os.path.join(ROOT, "experiments")
 RUNS = os.path.join("runs", "experiments")          # relative to ROOT
 DOCS = "docs"
+RESULTS = os.path.join(DOCS, "RESULTS.md")
+PARTIAL_REPORT = os.path.join(RUNS, "REPORT-partial.md")
+# Figures go beside the report being written (cmd_report sets these).
+REPORT_DIR = DOCS
 FIGURES = os.path.join(DOCS, "figures")
 BIN = os.environ.get("VAEAS_BIN", os.path.join(ROOT, ".build", "release", "vaeas-dist"))
 
@@ -145,9 +152,25 @@ def data_dir_for(spec, args):
     return spec.get("data_dir_default", "../shared/data")
 
 
+def binary_for_commands():
+    """The vaeas-dist binary as commands name it: ./.build/release/vaeas-dist (commands run from
+    the repository root), or $VAEAS_BIN as given."""
+    if "VAEAS_BIN" in os.environ:
+        return BIN
+    rel = os.path.relpath(BIN, ROOT)
+    return BIN if rel.startswith("..") else "./" + rel
+
+
 def launcher(args):
+    """The launcher and, for srun, the binary; the vaeas-dist subcommand follows.
+    scripts/mpirun.sh adds the binary itself; srun needs it named. Since Slurm 22.05, srun
+    does not inherit the allocation's --cpus-per-task, so it is passed on when set."""
     if args.launcher == "srun":
-        return ["srun", "--mpi=pmix", "-n", str(args.ranks)]
+        cmd = ["srun", "--mpi=pmix", "-n", str(args.ranks)]
+        cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+        if cpus:
+            cmd.append(f"--cpus-per-task={cpus}")
+        return cmd + [binary_for_commands()]
     return ["scripts/mpirun.sh", "-n", str(args.ranks)]
 
 
@@ -459,7 +482,7 @@ def cmd_run(args):
 
 
 def run_one(spec, args):
-    if not args.dry_run and spec["kind"] != "reconstruct" and args.launcher == "mpirun" and not os.access(BIN, os.X_OK):
+    if not args.dry_run and spec["kind"] != "reconstruct" and not os.access(BIN, os.X_OK):
         raise ExperimentError(f"{BIN} is missing: build it with `swift build -c release` (or set VAEAS_BIN)")
     if spec["kind"] == "reconstruct":
         if args.rows:
@@ -475,7 +498,7 @@ def run_one(spec, args):
             run_estimate_row(spec, row, args)
     if not args.dry_run:
         log(f"{spec['name']}: {len(rows)} row(s) in {time.time() - t0:.0f} s; "
-            "`python3 scripts/experiments.py report` writes docs/RESULTS.md")
+            "`python3 scripts/experiments.py report` writes the report")
 
 
 def cmd_list(args):
@@ -546,8 +569,12 @@ def full_budget_commands(spec):
         pass
     a = A()
     a.launcher, a.ranks, a.limit_data, a.data_dir = "mpirun", 8, 0, "$VAEAS_DATA_DIR"
-    one = quote(train_command(spec, row, a, epochs, row_dir(name, row["id"])))
-    one = one.replace("'$VAEAS_DATA_DIR'", '"$VAEAS_DATA_DIR"')
+    cmd = train_command(spec, row, a, epochs, row_dir(name, row["id"]))
+    one = quote(cmd).replace("'$VAEAS_DATA_DIR'", '"$VAEAS_DATA_DIR"')
+    # The same row as `--launcher srun` runs it inside the sbatch job below
+    # (SLURM_CPUS_PER_TASK=8 there): srun needs the binary named.
+    srun = ["srun", "--mpi=pmix", "-n", "8", "--cpus-per-task=8", "./.build/release/vaeas-dist"] + cmd[3:]
+    srun_one = quote(srun).replace("'$VAEAS_DATA_DIR'", '"$VAEAS_DATA_DIR"')
     return [
         f"python3 scripts/experiments.py run {name} --ranks 8 --epochs {epochs}{kk}",
         f"# which runs, per row, e.g. row '{row['id']}':",
@@ -555,6 +582,8 @@ def full_budget_commands(spec):
         "# on SLURM (srun launches the ranks inside the allocation; set --time for your site):",
         f"sbatch --nodes=2 --ntasks-per-node=4 --cpus-per-task=8 --export=ALL,OPENBLAS_NUM_THREADS=8 "
         f"--wrap \"python3 scripts/experiments.py run {name} --launcher srun --ranks 8 --epochs {epochs}{kk}\"",
+        "# which runs, per row, e.g.:",
+        srun_one,
     ]
 
 
@@ -597,7 +626,8 @@ def table_facts(spec, results, base):
                  f"NLL_test with K = {', '.join(map(str, ks))} importance samples (paper {PAPER_K}).")
     if any(limits):
         facts.append(f"Training data cut to the first {', '.join(map(str, limits))} examples (--limit-data); "
-                     "test and train evaluations cut likewise. These are validation numbers, not results.")
+                     "test and train evaluations on that many examples spread over each split (eval --limit). "
+                     "These are validation numbers, not results.")
     if spec.get("dataset_note"):
         facts.append(f"Data: {spec['dataset_note']}.")
 
@@ -715,7 +745,8 @@ def report_table(spec, lines, all_facts):
                         if any(d.get('limit_data') for d in ran) else "")
                      + f"; total wall time {fmt_seconds(total)} (training + both evaluations). "
                      "NLL_train and KL_train are `eval --split train --limit 10000 --iw-samples 1`'s `recon` and `kl` "
-                     "(single-sample reconstruction NLL and KL over the first 10000 training examples); MI, MD and SC "
+                     "(single-sample reconstruction NLL and KL over 10000 training examples spread over the split, every "
+                     "⌊N/10000⌋-th); MI, MD and SC "
                      "are the last epoch's `mi`, `md`, `sc` in metrics.jsonl (classifier estimates averaged over that "
                      "training epoch).")
     else:
@@ -917,7 +948,7 @@ def report_reconstruct(spec, lines, all_facts):
                     os.makedirs(os.path.join(ROOT, FIGURES), exist_ok=True)
                     dst = os.path.join(FIGURES, f"{fig['id']}-{row['id']}-{split}.png")
                     shutil.copyfile(os.path.join(ROOT, png), os.path.join(ROOT, dst))
-                    cells.append(f"![{fig['id']} {row['id']} {split}]({os.path.relpath(dst, DOCS)})")
+                    cells.append(f"![{fig['id']} {row['id']} {split}]({os.path.relpath(dst, REPORT_DIR)})")
                     any_png = True
                 else:
                     cells.append("not run")
@@ -932,9 +963,48 @@ def report_reconstruct(spec, lines, all_facts):
         lines.append("")
 
 
+def report_completeness():
+    """What keeps the runs from being a whole report: rows not run, rows run on cut data."""
+    missing, cut = [], []
+    for spec in ordered_specs():
+        if spec["kind"] == "reconstruct":
+            for fig in spec["figures"]:
+                for row_id in fig["rows"]:
+                    for split in spec.get("splits", ["test", "train"]):
+                        png = os.path.join(RUNS, spec["name"], fig["id"], f"{row_id}-{split}.png")
+                        if not os.path.exists(os.path.join(ROOT, png)):
+                            missing.append(f"{spec['name']}/{fig['id']}/{row_id}-{split}")
+            continue
+        for row in spec["rows"]:
+            path = os.path.join(row_dir(spec["name"], row["id"]), "done.json")
+            if not os.path.exists(os.path.join(ROOT, path)):
+                missing.append(f"{spec['name']}/{row['id']}")
+            elif read_json(path).get("limit_data"):
+                cut.append(f"{spec['name']}/{row['id']}")
+    return missing, cut
+
+
 def cmd_report(args):
+    global REPORT_DIR, FIGURES
+    missing, cut = report_completeness()
+    partial = bool(missing or cut)
+    why = "; ".join(filter(None, [
+        f"{len(missing)} row(s) not run ({', '.join(missing[:4])}{', …' if len(missing) > 4 else ''})" if missing else "",
+        f"{len(cut)} row(s) run with --limit-data ({', '.join(cut[:4])}{', …' if len(cut) > 4 else ''})" if cut else ""]))
+    out_rel = args.out
+    if out_rel is None:
+        out_rel = PARTIAL_REPORT if partial else RESULTS
+        if partial:
+            log(f"the runs are partial: {why}; writing {out_rel}, not {RESULTS} "
+                f"(`report --out {RESULTS}` writes it there anyway)")
+    out_rel = os.path.relpath(os.path.join(ROOT, out_rel), ROOT)
+    REPORT_DIR = os.path.dirname(out_rel) or "."
+    FIGURES = os.path.join(REPORT_DIR, "figures")
     plt = load_matplotlib()
-    lines = ["# Results: the paper's experiments on vaeas-dist", "",
+    lines = ["# Results: the paper's experiments on vaeas-dist", ""]
+    if partial:
+        lines += [f"**Partial report**: {why}. These are not the paper's full set of results.", ""]
+    lines += [
              f"Generated by `python3 scripts/experiments.py report` on "
              f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} from the runs under "
              f"`{RUNS}/`. Specs and budgets: `experiments/README.md`. The paper's numbers are copied from its "
@@ -968,7 +1038,7 @@ def cmd_report(args):
         with open(analysis) as f:
             lines.extend(f.read().rstrip().splitlines())
         lines.append("")
-    out = os.path.join(ROOT, args.out)
+    out = os.path.join(ROOT, out_rel)
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         f.write("\n".join(lines).rstrip() + "\n")
@@ -995,14 +1065,17 @@ def main(argv=None):
     r.add_argument("--epochs", type=positive_int, help="training epochs (default: the spec's budget)")
     r.add_argument("--iw-samples", type=positive_int, help="importance samples K for NLL_test (default: the spec's budget)")
     r.add_argument("--rows", help="comma-separated row ids or labels (default: all)")
-    r.add_argument("--limit-data", type=positive_int, help="use only the first N examples (train: data.limit; eval/estimate: --limit)")
+    r.add_argument("--limit-data", type=positive_int, help="use only N examples: the first N for training (data.limit), N spread over the split for eval/estimate (--limit)")
     r.add_argument("--data-dir", help="dataset folder (default: $VAEAS_DATA_DIR, else the spec's data_dir_default)")
     r.add_argument("--launcher", choices=["mpirun", "srun"], default="mpirun",
                    help="mpirun: scripts/mpirun.sh -n R (default); srun: srun --mpi=pmix -n R inside a SLURM allocation")
     r.add_argument("--force", action="store_true", help="rerun rows that have a done.json")
     r.add_argument("--dry-run", action="store_true", help="print the commands only")
-    rep = sub.add_parser("report", help="write docs/RESULTS.md from the runs that exist")
-    rep.add_argument("--out", default=os.path.join(DOCS, "RESULTS.md"), help="output file (default docs/RESULTS.md)")
+    rep = sub.add_parser("report", help="write docs/RESULTS.md (or, for partial runs, runs/experiments/REPORT-partial.md) "
+                                        "from the runs that exist")
+    rep.add_argument("--out", help="output file, relative to the repository root (default: docs/RESULTS.md when every row "
+                                   "is run on all the data, else runs/experiments/REPORT-partial.md); figures go to "
+                                   "figures/ beside it")
     sub.add_parser("list", help="list the experiments and how many rows are done")
     args = p.parse_args(argv)
     try:
