@@ -11,12 +11,25 @@ enum BuildInfo {
         guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         while dir.path != "/" {
-            let git = dir.appendingPathComponent(".git").path
+            var git = dir.appendingPathComponent(".git").path
+            // A worktree's or submodule's .git is a file naming the real git directory.
+            if let link = try? String(contentsOfFile: git, encoding: .utf8), link.hasPrefix("gitdir: ") {
+                let target = link.dropFirst(8).trimmingCharacters(in: .whitespacesAndNewlines)
+                git = target.hasPrefix("/") ? target : dir.appendingPathComponent(target).path
+            }
             if let head = try? String(contentsOfFile: git + "/HEAD", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) {
                 guard head.hasPrefix("ref: ") else { return head }
                 let ref = String(head.dropFirst(5))
-                if let c = try? String(contentsOfFile: git + "/" + ref, encoding: .utf8) { return c.trimmingCharacters(in: .whitespacesAndNewlines) }
-                let packed = (try? String(contentsOfFile: git + "/packed-refs", encoding: .utf8)) ?? ""
+                // A worktree keeps its HEAD; branches live in the common git directory.
+                var refs = git
+                if let common = try? String(contentsOfFile: git + "/commondir", encoding: .utf8) {
+                    let c = common.trimmingCharacters(in: .whitespacesAndNewlines)
+                    refs = c.hasPrefix("/") ? c : git + "/" + c
+                }
+                for base in [git, refs] {
+                    if let c = try? String(contentsOfFile: base + "/" + ref, encoding: .utf8) { return c.trimmingCharacters(in: .whitespacesAndNewlines) }
+                }
+                let packed = (try? String(contentsOfFile: refs + "/packed-refs", encoding: .utf8)) ?? ""
                 return packed.split(separator: "\n").first { $0.hasSuffix(" " + ref) }.map { String($0.prefix(40)) }
             }
             dir = dir.deletingLastPathComponent()

@@ -84,7 +84,7 @@ struct Train: ParsableCommand {
             loop.runDirectory = outDir
             try RunReport.recordStart(in: outDir, config: config, step: loop.step, comm: comm)
             if comm.isRoot {
-                loop.progress = Progress()
+                loop.progress = Progress(totalEpochs: config.train.epochs, maxSteps: config.train.maxSteps)
                 print(RunReport.header(config: config, step: loop.step, directory: outDir))
             }
             let t0 = Date()
@@ -141,7 +141,7 @@ struct Train: ParsableCommand {
         loop.start = position
         try RunReport.recordStart(in: dir, config: config, step: loop.step, comm: comm, resumedFrom: path)
         if comm.isRoot {
-            loop.progress = Progress()
+            loop.progress = Progress(totalEpochs: config.train.epochs, maxSteps: config.train.maxSteps)
             print("vaeas-dist train: resuming \(dir) from \(URL(fileURLWithPath: path).lastPathComponent) "
                   + "(epoch \(position.epoch), step \(position.globalStep); saved at \(manifest.ranks) rank(s), now \(comm.size))")
             print(RunReport.header(config: config, step: loop.step, directory: dir))
