@@ -128,6 +128,9 @@ struct Evaluate: ParsableCommand {
         memory stays bounded for any K. AU counts latent dims with Var_x(μ_d(x)) ≥ the threshold.
         Examples are sharded over MPI ranks; the noise is keyed by example, so any rank count gives the same result
         up to float rounding. Prints a table and, last, one JSON line.
+
+        Example:
+          mpirun -n 2 vaeas-dist eval --checkpoint runs/demo/model.safetensors --iw-samples 1000 --limit 2000
         """)
 
     @OptionGroup var source: CheckpointData
@@ -198,6 +201,9 @@ struct Estimate: ParsableCommand {
         Hoffman & Johnson's estimate: S training examples, one z_j ~ q(z|x_j) each, log q̂(z_j) = logsumexp_k log q(z_j|x_k) − log S;
         MI = mean[log q(z_j|x_j) − log q̂(z_j)], MD = mean[log q̂(z_j) − log p(z_j)], and MI + MD against the mean KL.
         Matrix products in Double, rows sharded over ranks, memory O(128·S).
+
+        Example:
+          mpirun -n 2 vaeas-dist estimate --checkpoint runs/demo/model.safetensors --samples 100,1000,10000
         """)
 
     @OptionGroup var source: CheckpointData

@@ -16,6 +16,9 @@ struct Reconstruct: ParsableCommand {
         against the shown originals, in nats per image, and which images were shown and the data directory used. \
         Without --data-dir the data comes from data.dir in the config.yaml beside the checkpoint, then \
         $VAEAS_DATA_DIR, then the dataset's standard location. Runs on rank 0 only.
+
+        Example:
+          vaeas-dist reconstruct --checkpoint runs/demo/model.safetensors --split test --count 32 --out recon.png
         """)
 
     @Option(name: .long, help: "Checkpoint (model.safetensors) written by `vaeas-dist train`.")
@@ -114,6 +117,9 @@ struct Sample: ParsableCommand {
         Draws z ~ N(0, I) from the counter-based generator (seed --seed, purpose evaluationNoise), decodes \
         it and shows σ(logits), the Bernoulli means, as grey levels. Images are square: the side is \
         √input_dim of the checkpoint. Runs on rank 0 only.
+
+        Example:
+          vaeas-dist sample --checkpoint runs/demo/model.safetensors --count 64 --out samples.png
         """)
 
     @Option(name: .long, help: "Checkpoint (model.safetensors) written by `vaeas-dist train`.")

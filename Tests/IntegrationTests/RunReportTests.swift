@@ -12,6 +12,15 @@ final class RunReportTests: XCTestCase {
         XCTAssertTrue(line.range(of: #"^vaeas-dist \d+\.\d+\.\d+ \(commit [0-9a-f]{12}\)$"#, options: .regularExpression) != nil, line)
     }
 
+    /// Every subcommand's --help shows an example.
+    func testEveryHelpHasAnExample() throws {
+        for sub in ["train", "eval", "estimate", "reconstruct", "sample", "bench", "show-config"] {
+            let r = try CLI.run([sub, "--help"])
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.stdout.contains("Example") && r.stdout.contains("vaeas-dist \(sub)"), "\(sub) --help has no example: \(r.stdout)")
+        }
+    }
+
     /// --dry-run checks the config and the data on every rank, prints the
     /// run's size, and writes nothing.
     func testDryRunReportsAndWritesNothing() throws {
