@@ -21,10 +21,12 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
-        // File formats and configuration: no numerics, no MPI.
-        .target(name: "SafeTensors"),
-        .target(name: "VAEASData", dependencies: ["CZlib"]),
-        .target(name: "VAEASConfig", dependencies: ["Yams"]),
+        // File formats and configuration: no numerics, no MPI. FileContents: whole-file reads
+        // with errno reasons (a directory, /dev/null, a pipe), shared by the three readers.
+        .target(name: "FileContents"),
+        .target(name: "SafeTensors", dependencies: ["FileContents"]),
+        .target(name: "VAEASData", dependencies: ["CZlib", "FileContents"]),
+        .target(name: "VAEASConfig", dependencies: ["Yams", "FileContents"]),
 
         // The layers of the trainer, each a module, so that the build enforces who may use what:
         // only VAEASMPI imports MPI; numerics and model code cannot reach a communicator.
