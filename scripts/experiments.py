@@ -275,9 +275,15 @@ def budget(spec, args):
 
 def train_command(spec, row, args, epochs, out):
     cmd = launcher(args) + ["train", "--config", spec["config"], "--data-dir", data_dir_for(spec, args)]
-    for k, v in (spec.get("set") or {}).items():
-        cmd += ["--set", f"{k}={yaml_scalar(v)}"]
-    for k, v in row.get("set", {}).items():
+    sets = dict(spec.get("set") or {})
+    sets.update(row.get("set", {}))
+    if args.limit_data:
+        # Cutting N also caps V = objective.labels at N: more labels than samples is refused
+        # (labels no sample carries). A validation run with --limit-data then has V = N.
+        labels = sets.get("objective.labels")
+        if labels is not None and int(labels) > args.limit_data:
+            sets["objective.labels"] = args.limit_data
+    for k, v in sets.items():
         cmd += ["--set", f"{k}={yaml_scalar(v)}"]
     cmd += ["--set", f"train.epochs={epochs}"]
     if args.limit_data:
