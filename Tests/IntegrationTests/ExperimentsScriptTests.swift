@@ -75,6 +75,20 @@ final class ExperimentsScriptTests: XCTestCase {
         }
     }
 
+    /// --limit-data N caps a row's V at N: table2's V = 10000 with N = 2000
+    /// would be refused (more labels than samples).
+    func testLimitDataCapsTheLabelsAtN() throws {
+        let r = try python(["scripts/experiments.py", "run", "table2", "--rows", "vae,a1-b1", "--epochs", "1",
+                            "--limit-data", "2000", "--dry-run"], in: root)
+        XCTAssertEqual(r.status, 0, r.output)
+        let trains = r.output.split(separator: "\n").filter { $0.contains("$ ") && $0.contains(" train --config") }
+        XCTAssertGreaterThanOrEqual(trains.count, 2, r.output)
+        for line in trains {
+            XCTAssertTrue(line.contains("objective.labels=2000") && line.contains("data.limit=2000"), String(line))
+            XCTAssertFalse(line.contains("objective.labels=10000"), String(line))
+        }
+    }
+
     /// A validation run (--limit-data) and `report`: the tracked docs/RESULTS.md
     /// stays as it was; the report goes to runs/experiments/REPORT-partial.md,
     /// unless --out names docs/RESULTS.md. Run in a copy of the repository's
