@@ -220,5 +220,10 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
         adam = a
     }
 
-    public var memoryBytes: Int { 4 * (4 * owned.count * (width + 1) + 2 * globalRowCapacity * owned.count) }
+    public var memoryBytes: Int { Self.memoryBytes(rows: owned.count, width: width, globalRows: globalRowCapacity) }
+
+    /// The same for `rows` owned label rows and `globalRows` batch rows, without building the layer (`--dry-run`).
+    public static func memoryBytes(rows: Int, width: Int, globalRows: Int) -> Int {
+        4 * (4 * rows * (width + 1) + 2 * globalRows * rows)
+    }
 }

@@ -255,5 +255,13 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
         adam = a
     }
 
-    public var memoryBytes: Int { 4 * (4 * store.count) + globalRowCapacity * partition.maxDepth * 12 }
+    public var memoryBytes: Int {
+        Self.memoryBytes(nodes: nodeCount, width: width, globalRows: globalRowCapacity, maxDepth: partition.maxDepth)
+    }
+
+    /// Bytes for `nodes` local nodes (weights, biases, gradients, two moments)
+    /// and the per-row path buffers, without building the layer (`--dry-run`).
+    public static func memoryBytes(nodes: Int, width: Int, globalRows: Int, maxDepth: Int) -> Int {
+        16 * nodes * (width + 1) + globalRows * maxDepth * 12
+    }
 }

@@ -11,7 +11,6 @@ import VAEASData
 ///     import safetensors.torch as st
 ///     sd = st.load_file("model.safetensors")   # encoder.layers.0.weight, …
 public enum Checkpoint {
-    public static let format = CheckpointMetadata.currentFormat
 
     /// Every tensor of `store`, named and shaped as its slots say.
     public static func writer(for store: ParameterStore, metadata: [String: String]) throws -> SafeTensorsWriter {

@@ -49,7 +49,6 @@ public final class TrainingLoop {
     /// Where to start: `.start`, or a restored checkpoint's position (`--resume`).
     public var start = TrainingPosition.start
     private var lastStateSave = Date()
-    private var lastStateStep = -1
 
     public func run() throws {
         let t = config.train
@@ -155,7 +154,6 @@ public final class TrainingLoop {
         try TrainingCheckpoint.save(step, position: position, config: config.yaml(), runDirectory: runDirectory,
                                     keep: config.train.keepCheckpoints)
         lastStateSave = Date()
-        lastStateStep = position.globalStep
     }
 
     /// `steps.jsonl`: one line per `train.log_every` steps.

@@ -111,14 +111,14 @@ enum RunReport {
             switch c.softmax {
             case .full:
                 let rows = BlockPartition(total: c.labels, parts: P).maxCount
-                let bytes = 4 * (4 * rows * (h + 1) + 2 * rowsR * rows)
+                let bytes = PartitionedSoftmax.memoryBytes(rows: rows, width: h, globalRows: rowsR)
                 lines.append("  output layer       full softmax V = \(c.labels) × h = \(h): \(rows) label rows per rank (of \(c.labels)), "
                              + "\(mib(bytes)) per rank (rows, gradients, moments, logits); a replicated layer would allreduce "
                              + "\(mib(4 * c.labels * (h + 1))) per step")
             case .tree:
                 let nodes = (0..<P).map { TreePartition(labels: c.labels, ranks: P, rank: $0).nodeCount }.max() ?? 0
                 let depth = TreePartition(labels: c.labels, ranks: 1, rank: 0).maxDepth
-                let bytes = 16 * nodes * (h + 1) + rowsR * depth * 12
+                let bytes = PartitionedTreeSoftmax.memoryBytes(nodes: nodes, width: h, globalRows: rowsR, maxDepth: depth)
                 lines.append("  output layer       tree softmax, \(c.labels - 1) nodes × h = \(h): at most \(nodes) nodes per rank, "
                              + "\(mib(bytes)) per rank")
             }

@@ -11,7 +11,9 @@ final class DataLocationCLITests: XCTestCase {
     /// cluster/README.md advises exporting VAEAS_DATA_DIR (which holds
     /// binarized-mnist/); the default config trains Fashion-MNIST.
     func testVAEASDataDirDoesNotHideTheStandardFashionMNIST() throws {
-        try XCTSkipUnless(FileManager.default.fileExists(atPath: Self.fashionMNIST), "dataset-fashion-mnist is not installed")
+        guard FileManager.default.fileExists(atPath: Self.fashionMNIST) else {
+            return XCTFail("\(Self.fashionMNIST) is missing: scripts/setup.sh installs dataset-fashion-mnist")
+        }
         let out = CLI.temporaryDirectory("fashion-env")
         let r = try CLI.run(["train", "--out", out, "--overwrite", "--set", "data.limit=300", "--set", "train.epochs=1",
                              "--set", "eval.every=0", "--set", "model.hidden=32", "--set", "model.latent=4"],
