@@ -21,6 +21,11 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
+        // Elementwise kernels (bias + activation, activation backward, BCE, Adam) in C, built for
+        // AVX-512F / AVX2 / baseline x86-64 by target_clones and picked at load time: the machine's
+        // vector width without unsafeFlags or a native-only build (Sources/CKernels/elementwise.c).
+        .target(name: "CKernels"),
+
         // File formats and configuration: no numerics, no MPI. FileContents: whole-file reads
         // with errno reasons (a directory, /dev/null, a pipe), shared by the three readers.
         .target(name: "FileContents"),
@@ -31,7 +36,7 @@ let package = Package(
         // The layers of the trainer, each a module, so that the build enforces who may use what:
         // only VAEASMPI imports MPI; numerics and model code cannot reach a communicator.
         // Kernels, layers, the VAE, the estimators' maths, Adam, data feeds: no MPI, no collectives.
-        .target(name: "VAEASCore", dependencies: ["COpenBLAS", "VAEASConfig", "VAEASData"]),
+        .target(name: "VAEASCore", dependencies: ["COpenBLAS", "CKernels", "VAEASConfig", "VAEASData"]),
         // The Communicator protocol and the partitioned classifier layers built on it (Megatron's
         // tensor_parallel: model code names collectives, never MPI).
         .target(name: "VAEASDistributed", dependencies: ["VAEASCore", "SafeTensors"]),

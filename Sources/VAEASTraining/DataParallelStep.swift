@@ -38,6 +38,9 @@ public final class DataParallelStep {
     public var requestCheckpoint = false
     public private(set) var agreedStop = false
     public private(set) var agreedCheckpoint = false
+    /// Σ g² over the replicated gradient of the last step (the same on every
+    /// rank: the gradient is reduced), for the logged gradient norm.
+    public private(set) var replicatedGradientSquares = 0.0
     /// Seconds per phase on this rank (for `bench`).
     public var phases = PhaseTimes()
     private let arena = Arena()
@@ -94,7 +97,13 @@ public final class DataParallelStep {
             throw NonFiniteError(epoch: epoch, step: globalStep, what: "loss")
         }
         let p = model.parameters
-        if !(Kernels.sum(p.grads, count: p.count) + shardSum).isFinite {
+        // Σg² is the finite check (a non-finite element makes it inf or NaN)
+        // and the replicated part of ‖∇‖² that steps.jsonl reports, in one pass.
+        // It stays a pass of its own before Adam: folded into Adam's pass, a
+        // non-finite gradient would already have changed the parameters when
+        // the step stops.
+        replicatedGradientSquares = Kernels.sumOfSquares(p.grads, count: p.count)
+        if !(replicatedGradientSquares + shardSum).isFinite {
             throw NonFiniteError(epoch: epoch, step: globalStep, what: "gradient")
         }
         optimizer.update(p.values, grads: p.grads)

@@ -174,14 +174,8 @@ public final class TrainingLoop {
     /// ‖∇‖₂ of the last step: the replicated gradient is the same on every
     /// rank; the output layer's rows are summed over ranks.
     private func gradientNorm() -> Double {
-        func squares(_ g: UnsafePointer<Float>, _ n: Int) -> Double {
-            var s = 0.0
-            for i in 0..<n { let x = Double(g[i]); s += x * x }
-            return s
-        }
-        let p = model.parameters
-        let shard = model.classifier.map { squares($0.output.store.grads, $0.output.store.count) } ?? 0
-        return (squares(p.grads, p.count) + comm.sum([shard])[0]).squareRoot()
+        let shard = model.classifier.map { Kernels.sumOfSquares($0.output.store.grads, count: $0.output.store.count) } ?? 0
+        return (step.replicatedGradientSquares + comm.sum([shard])[0]).squareRoot()
     }
 
     /// Test ELBO, recon, KL and active units with one fixed noise draw per

@@ -42,31 +42,33 @@ public struct Linear: Sendable {
         }
     }
 
-    /// out[rows × out] = inp[rows × in] · Wᵀ + b
+    /// out[rows × out] = act(inp[rows × in] · Wᵀ + b): the product into `out`,
+    /// then bias and activation in one sweep while the rows are in cache
+    /// (`Kernels.biasActivation`; `activation` nil: no activation).
     public func forward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, rows: Int,
-                        params: UnsafePointer<Float>) {
-        let b = params + bias
-        for r in 0..<rows { (out + r * outFeatures).update(from: b, count: outFeatures) }
+                        params: UnsafePointer<Float>, activation: Activation? = nil) {
         BLAS.gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
                   a: inp, lda: inFeatures, b: params + weight, ldb: inFeatures,
-                  beta: 1, c: out, ldc: outFeatures)
+                  beta: 0, c: out, ldc: outFeatures)
+        Kernels.biasActivation(out, bias: params + bias, rows: rows, cols: outFeatures, activation)
     }
 
     /// dW += doutᵀ · inp, db += Σ_rows dout, and dinp (= or +=) dout · W.
     /// `dinp` nil skips the input gradient (the first layer needs none);
     /// `grads` nil skips the parameter gradients (a path that treats the
     /// layer as fixed, like VAE-AS's Î term through the classifier).
+    /// `biasDone`: the caller already added Σ_rows dout into db (MLP fuses it
+    /// with the activation's backward, `Kernels.activationBackward`).
     public func backward(dinp: UnsafeMutablePointer<Float>?, accumulate: Bool = false,
                          dout: UnsafePointer<Float>, inp: UnsafePointer<Float>, rows: Int,
-                         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>?) {
+                         params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>?, biasDone: Bool = false) {
         if let grads {
             BLAS.gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: rows,
                       a: dout, lda: outFeatures, b: inp, ldb: inFeatures,
                       beta: 1, c: grads + weight, ldc: inFeatures)
-            let db = grads + bias
-            for r in 0..<rows {
-                let row = dout + r * outFeatures
-                for j in 0..<outFeatures { db[j] += row[j] }
+            if !biasDone {
+                Kernels.activationBackward(nil, UnsafeMutablePointer(mutating: dout), output: nil, rows: rows,
+                                           cols: outFeatures, biasGradient: grads + bias)
             }
         }
         if let dinp {

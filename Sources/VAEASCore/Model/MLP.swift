@@ -37,8 +37,7 @@ public final class MLP {
         precondition(rows <= capacity, "MLP: \(rows) rows exceed capacity \(capacity)")
         var x = input
         for (k, layer) in layers.enumerated() {
-            layer.forward(outputs[k], x, rows: rows, params: params)
-            if activated(k) { Kernels.activationForward(activation, outputs[k], count: rows * layer.outFeatures) }
+            layer.forward(outputs[k], x, rows: rows, params: params, activation: activated(k) ? activation : nil)
             x = UnsafePointer(outputs[k])
         }
     }
@@ -51,14 +50,14 @@ public final class MLP {
         var d = dout
         for k in stride(from: layers.count - 1, through: 0, by: -1) {
             let layer = layers[k]
-            if activated(k) {
-                Kernels.activationBackward(activation, d, output: outputs[k], count: rows * layer.outFeatures)
-            }
+            // act' and the bias gradient in one sweep over d (the layer then skips its bias pass).
+            Kernels.activationBackward(activated(k) ? activation : nil, d, output: outputs[k], rows: rows,
+                                       cols: layer.outFeatures, biasGradient: grads.map { $0 + layer.bias })
             let inp = k == 0 ? input : UnsafePointer(outputs[k - 1])
             // Ping-pong between the two scratch buffers; the last step writes dinput.
             let target: UnsafeMutablePointer<Float>? = k == 0 ? dinput : (d == scratchA ? scratchB : scratchA)
             layer.backward(dinp: target, accumulate: k == 0 && accumulateInput, dout: d, inp: inp,
-                           rows: rows, params: params, grads: grads)
+                           rows: rows, params: params, grads: grads, biasDone: true)
             if let t = target, k > 0 { d = t }
         }
     }

@@ -1,13 +1,17 @@
 import VAEASConfig
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
 
-/// Elementwise kernels. Plain loops over raw pointers, written so that the
-/// optimizer can vectorize them (no calls into libm in the inner loops that
-/// run per hidden unit).
+/// Elementwise kernels. The VAE path's hot ones (bias + activation,
+/// activation backward + bias gradient, BCE with its gradient, Adam, Σg²) are
+/// the C target `CKernels`, built for AVX-512F / AVX2 / baseline by
+/// `target_clones` and giving the same bits in every clone; these wrappers
+/// split them over the rank's cores (`Parallel`). The rest are Swift loops
+/// over raw pointers written so that the optimizer can vectorize them.
 public enum Kernels {
     /// tanh by Eigen's rational approximation (degree 13/6 on [-7.9, 7.9],
     /// error below 1e-6 absolute): unlike libm's `tanhf` it vectorizes, and it
@@ -31,24 +35,57 @@ public enum Kernels {
         return abs(a) < 0.0004 ? a : p / q
     }
 
+    /// The C kernels' code for an activation (nil: identity).
+    @inline(__always)
+    static func code(_ act: Activation?) -> Int32 {
+        switch act {
+        case nil: return Int32(CK_ACT_NONE)
+        case .tanh?: return Int32(CK_ACT_TANH)
+        case .relu?: return Int32(CK_ACT_RELU)
+        }
+    }
+
+    /// Least elements worth a thread of their own in the elementwise kernels
+    /// (below it, waking a second thread costs more than it saves).
+    static let grain = 16_384
+
     /// In place: x ← act(x).
     public static func activationForward(_ act: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
-        switch act {
-        case .tanh:
-            for i in 0..<count { x[i] = fastTanh(x[i]) }
-        case .relu:
-            for i in 0..<count { x[i] = max(x[i], 0) }
+        Parallel.chunks(count, grain: grain) { r in
+            ck_bias_act_forward(x + r.lowerBound, nil, 0, 1, r.count, code(act))
+        }
+    }
+
+    /// In place over out[rows × cols]: out ← act(out + b) (`bias` nil: no bias;
+    /// `act` nil: identity). The one sweep after a Linear layer's product
+    /// `out = x Wᵀ` (Linear.forward), split by rows over the rank's cores.
+    public static func biasActivation(_ out: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+                                      rows: Int, cols: Int, _ act: Activation?) {
+        if act == nil && bias == nil { return }
+        Parallel.chunks(rows, grain: max(1, grain / max(cols, 1))) { r in
+            ck_bias_act_forward(out, bias, r.lowerBound, r.upperBound, cols, code(act))
         }
     }
 
     /// In place: d ← d · act'(pre), with act' written in terms of the output y = act(pre).
     public static func activationBackward(_ act: Activation, _ d: UnsafeMutablePointer<Float>,
                                           output y: UnsafePointer<Float>, count: Int) {
-        switch act {
-        case .tanh:
-            for i in 0..<count { d[i] *= 1 - y[i] * y[i] }
-        case .relu:
-            for i in 0..<count { d[i] = y[i] > 0 ? d[i] : 0 }
+        Parallel.chunks(count, grain: grain) { r in
+            ck_act_backward_bias(d + r.lowerBound, y + r.lowerBound, 1, r.count, 0, r.count, code(act), nil)
+        }
+    }
+
+    /// Over d[rows × cols]: d ← d · act'(pre) (act' through y = act(pre);
+    /// `act` nil: d unchanged), and with `biasGradient` db[j] += Σ_r d[r, j]
+    /// in the same sweep (∂L/∂b of the Linear layer that produced pre). Split
+    /// by columns over the rank's cores, so each db[j] adds its rows in order
+    /// and the bits do not depend on the thread count.
+    public static func activationBackward(_ act: Activation?, _ d: UnsafeMutablePointer<Float>,
+                                          output y: UnsafePointer<Float>?, rows: Int, cols: Int,
+                                          biasGradient db: UnsafeMutablePointer<Float>?) {
+        if act == nil && db == nil { return }
+        Parallel.chunks(cols, grain: max(1, grain / max(rows, 1))) { c in
+            ck_act_backward_bias(d, y, rows, cols, c.lowerBound, c.upperBound, code(act), db)
         }
     }
 
@@ -57,31 +94,33 @@ public enum Kernels {
     /// For each of `rows` rows of `cols` logits ℓ against targets x ∈ [0, 1]:
     /// nll_row = Σ_p max(ℓ,0) − ℓx + log(1 + e^{−|ℓ|})  (the stable form of
     /// BCE-with-logits), written to `rowLoss[r]`; and, if `dlogits` is given,
-    /// dℓ = scale · (σ(ℓ) − x). Row r of the logits uses target row `r / targetRepeat`
-    /// (L reparameterisation samples share one image).
+    /// dℓ = scale · (σ(ℓ) − x), in the same pass. Row r of the logits uses
+    /// target row `r / targetRepeat` (L reparameterisation samples share one
+    /// image). exp and log1p are polynomials (relative error ~1e-7, see
+    /// `ck_bernoulli_nll`); rows are split over the rank's cores.
     public static func bernoulliNLL(logits: UnsafePointer<Float>, targets: UnsafePointer<Float>,
                                     rows: Int, cols: Int, targetRepeat: Int,
                                     rowLoss: UnsafeMutablePointer<Double>,
                                     dlogits: UnsafeMutablePointer<Float>?, scale: Float) {
-        for r in 0..<rows {
-            let l = logits + r * cols
-            let x = targets + (r / targetRepeat) * cols
-            var acc: Float = 0
-            if let dl = dlogits.map({ $0 + r * cols }) {
-                for p in 0..<cols {
-                    let v = l[p]
-                    let e = expf(-abs(v))
-                    acc += max(v, 0) - v * x[p] + log1pf(e)
-                    let sig = v >= 0 ? 1 / (1 + e) : e / (1 + e)
-                    dl[p] = scale * (sig - x[p])
-                }
-            } else {
-                for p in 0..<cols {
-                    let v = l[p]
-                    acc += max(v, 0) - v * x[p] + log1pf(expf(-abs(v)))
-                }
+        Parallel.chunks(rows, grain: max(1, grain / max(cols, 1))) { r in
+            ck_bernoulli_nll(logits, targets, r.lowerBound, r.upperBound, cols, targetRepeat, rowLoss, dlogits, scale)
+        }
+    }
+
+    /// Σ x² in Double; +inf or NaN if any element is not finite (squares of
+    /// finite floats cannot overflow a Double), so it is the finite check and
+    /// the squared L2 norm in one pass. Fixed blocks of 4096 (eight Double
+    /// lanes each), blocks added in order: the result does not depend on the
+    /// thread count or the CPU's vector width.
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        let blocks = (count + 4095) / 4096
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: max(blocks, 1)) { partial in
+            Parallel.chunks(blocks, grain: 16) { r in
+                for b in r { partial[b] = ck_sum_squares(x + b * 4096, min(4096, count - b * 4096)) }
             }
-            rowLoss[r] = Double(acc)
+            var total: Double = 0
+            for b in 0..<blocks { total += partial[b] }
+            return total
         }
     }
 
