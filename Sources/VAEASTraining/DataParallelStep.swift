@@ -133,6 +133,8 @@ public final class DataParallelStep {
         let scale = 1 / Float(b)
         var stats = model.forward(x: x, eps: eps, n: n, batch: batch, gradScale: scale, times: &phases)
         model.backward(x: x, eps: eps, n: n, gradScale: scale, times: &phases)
+        // forward and backward added their own laps to `phases`: restart here, so they are not counted twice.
+        _ = clock.lap()
         // The partitioned rows' gradients are local: their finiteness joins the step's sums.
         let shardSum = model.shardGradientSum()
         phases.backward += clock.lap()
