@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""vaeas-dist against PyTorch (CPU) on the same model, shapes and cores, side by side.
+
+    bash scripts/torch-venv.sh                          # once: .venv-torch with torch==2.13.0+cpu
+    .venv-torch/bin/python scripts/compare_torch.py     # full comparison, writes docs/PERFORMANCE.md
+    .venv-torch/bin/python scripts/compare_torch.py --quick              # tiny shapes: checks it works
+    .venv-torch/bin/python scripts/compare_torch.py --before-bin OLD/vaeas-dist   # + a "before" column
+
+Each configuration (row) is timed as `vaeas-dist bench --json` (under scripts/mpirun.sh, with
+OPENBLAS_NUM_THREADS set) and as the same training step in PyTorch (a subprocess of this script
+with torch.set_num_threads), over --reps rounds. Within a round every row runs each side once,
+alternating which goes first, so that drift of a shared machine falls on both; the table gives
+medians over rounds. The shapes are the paper's (encoder 2 × 500, decoder 5 × 500, latent 40,
+tanh, batch 128, L = 1); the PyTorch model is scripts/torch_model.py's modules with the step
+written the efficient way (one classifier forward; ∂CE only into ω and ∂Î only into z via
+torch.autograd.grad, as vaeas-dist computes them) and, with --check (default in --quick), its
+gradients are first checked against torch_model.VAEAS.objectives on a small float64 model.
+
+Columns: samples/s of each side (median), their ratio, and each side's achieved matmul GFLOP/s
+(vaeas-dist's FLOPs per sample × samples/s) over the sgemm GFLOP/s vaeas-dist measured in the
+same run on exactly the step's shapes and threads (its `ratio_to_sgemm`): that ratio does not
+depend on how fast this machine's BLAS is, so rows from different sittings stay comparable.
+
+Run it on a quiet machine: it takes about 25 minutes at the defaults (--reps 5).
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(ROOT, "scripts")
+BEGIN, END = "<!-- compare_torch.py: begin -->", "<!-- compare_torch.py: end -->"
+
+# The paper's MNIST architecture (configs/mnist-vae.yaml, configs/mnist-vaeas.yaml).
+PAPER = dict(input=784, latent=40, hidden=500, enc_layers=2, dec_layers=5, cls_layers=2, batch=128, samples=1)
+# --quick: small enough to run in seconds, the same code paths.
+QUICK = dict(input=784, latent=8, hidden=64, enc_layers=2, dec_layers=2, cls_layers=1, batch=50, samples=1)
+
+
+def rows(quick):
+    """(name, ranks, threads per rank, objective, V, softmax, alpha, with PyTorch)."""
+    big, small = (500, 200) if quick else (50000, 1000)
+    return [
+        ("VAE, 1 rank × 1 thread vs 1 thread", 1, 1, "vae", 0, "full", 1.0, True),
+        ("VAE, 2 ranks × 1 thread vs 2 threads", 2, 1, "vae", 0, "full", 1.0, True),
+        ("VAE, 1 rank × 2 threads vs 2 threads", 1, 2, "vae", 0, "full", 1.0, True),
+        (f"VAE-AS V = {small}, 2 ranks vs 2 threads", 2, 1, "vaeas", small, "full", 1.0, True),
+        (f"VAE-AS V = {big} full, α = β, 1 rank vs 1 thread", 1, 1, "vaeas", big, "full", 1.0, True),
+        (f"VAE-AS V = {big} full, α = β, 2 ranks vs 2 threads", 2, 1, "vaeas", big, "full", 1.0, True),
+        (f"VAE-AS V = {big} full, α = 0.5, 1 rank vs 1 thread", 1, 1, "vaeas", big, "full", 0.5, True),
+        (f"VAE-AS V = {big} full, α = 0.5, 2 ranks vs 2 threads", 2, 1, "vaeas", big, "full", 0.5, True),
+        (f"VAE-AS V = {big} tree, 2 ranks (vaeas-dist only)", 2, 1, "vaeas", big, "tree", 1.0, False),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# vaeas-dist side
+
+
+def ours(bin_path, shape, ranks, threads, objective, labels, softmax, alpha, steps, warmup, data_dir):
+    """One `vaeas-dist bench --json` run; its JSON record."""
+    cfg = "configs/mnist-vae.yaml" if objective == "vae" else "configs/mnist-vaeas.yaml"
+    sets = [f"model.latent={shape['latent']}", f"model.hidden={shape['hidden']}",
+            f"model.enc_layers={shape['enc_layers']}", f"model.dec_layers={shape['dec_layers']}",
+            f"train.batch={shape['batch']}", f"train.samples={shape['samples']}"]
+    if objective == "vaeas":
+        sets += [f"model.cls_layers={shape['cls_layers']}", f"objective.labels={labels}",
+                 f"objective.softmax={softmax}", f"objective.alpha={alpha}", "objective.beta=1",
+                 # The tree scores one leaf per row: its estimator is ce (entropy needs all V).
+                 f"objective.mi_estimator={'ce' if softmax == 'tree' else 'entropy'}",
+                 # Index order: PCA leaf order only changes the tree's start-up, not its step.
+                 "objective.leaf_order=index"]
+    args = [os.path.join(SCRIPTS, "mpirun.sh"), "-n", str(ranks), "bench", "--config", os.path.join(ROOT, cfg),
+            "--data-dir", data_dir, "--steps", str(steps), "--warmup", str(warmup), "--json"]
+    for s in sets:
+        args += ["--set", s]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), VAEAS_BIN=bin_path)
+    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        sys.exit(f"compare_torch: vaeas-dist bench failed ({' '.join(args)}):\n{r.stderr[-3000:]}")
+    line = [l for l in r.stdout.splitlines() if l.startswith("{")]
+    if not line:
+        sys.exit(f"compare_torch: no JSON from vaeas-dist bench:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    return json.loads(line[-1])
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch side (run in a subprocess: `compare_torch.py --torch-worker SPEC`)
+
+
+def torch_meta(shape, objective, labels, softmax, alpha):
+    meta = dict(objective=objective, activation="tanh", input_dim=shape["input"], latent_dim=shape["latent"],
+                hidden=shape["hidden"], enc_layers=shape["enc_layers"], dec_layers=shape["dec_layers"])
+    if objective == "vaeas":
+        meta.update(labels=labels, mi_estimator="entropy", alpha=alpha, beta=1.0, cls_layers=shape["cls_layers"],
+                    softmax=softmax)
+    return meta
+
+
+def make_step(model, optimizer):
+    """One training step of torch_model.VAEAS, computing what vaeas-dist computes, no more:
+    the classifier's forward once; ∂(mean CE) into ω only (z held fixed), ∂((α − β) Î) into z
+    only (ω held fixed), and no Î backward at all when its weight is 0 (α = β), as the trainer."""
+    import torch
+    import torch.nn.functional as F
+
+    cls = model.classifier
+    cls_params = list(cls.parameters()) if cls is not None else []
+
+    def step(x, eps, labels):
+        b, L = x.shape[0], eps.shape[0] // x.shape[0]
+        mu, logvar = model.encoder(x)
+        std = torch.exp(0.5 * logvar)
+        z = mu.repeat_interleave(L, 0) + std.repeat_interleave(L, 0) * eps
+        logits = model.decoder(z)
+        recon = F.binary_cross_entropy_with_logits(logits, x.repeat_interleave(L, 0), reduction="none").sum(1)
+        recon = recon.view(b, L).mean(1)
+        kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(1)
+        objective = (recon + model.beta * kl).mean()
+        optimizer.zero_grad(set_to_none=False)
+        if cls is None:
+            objective.backward()
+        else:
+            mi_active = bool(model.mi_term_active(eps.shape[0]))
+            zc = z.detach().requires_grad_(mi_active)
+            ce, entropy = cls(zc, labels)
+            ce_mean = ce.mean()
+            if mi_active:
+                mi = math.log(model.labels) - model.h_hat(ce, entropy).mean()
+                g_omega = torch.autograd.grad(ce_mean, cls_params, retain_graph=True)
+                (g_z,) = torch.autograd.grad((model.alpha - model.beta) * mi, zc)
+                torch.autograd.backward([objective, z], [None, g_z])
+                for p, g in zip(cls_params, g_omega):
+                    p.grad = g
+            else:
+                (objective + ce_mean).backward()
+        optimizer.step()
+        return objective.detach()
+
+    return step
+
+
+def check_step_gradients():
+    """The timed step's gradients equal torch_model's reference objectives' (float64, small model,
+    α ≠ β and α = β, and the plain VAE), so the PyTorch side times the right computation."""
+    import torch
+    sys.path.insert(0, SCRIPTS)
+    import torch_model
+
+    torch.manual_seed(0)
+    shape = dict(QUICK, hidden=7, latent=3, input=11)
+    for objective, alpha in [("vae", 1.0), ("vaeas", 0.5), ("vaeas", 1.0)]:
+        meta = torch_meta(shape, objective, 13, "full", alpha)
+        model = torch_model.VAEAS(meta).double()
+        b, L = 5, 2
+        x = (torch.rand(b, shape["input"]) < 0.5).double()
+        eps = torch.randn(b * L, shape["latent"], dtype=torch.float64)
+        labels = torch.randint(13, (b * L,))
+        ref = torch_model.VAEAS(meta).double()
+        ref.load_state_dict(model.state_dict())
+        t = ref.terms(x, eps, labels if objective == "vaeas" else None)
+        obj, ce = ref.objectives(t)
+        ((obj + ce) if ce is not None else obj).backward()
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)   # lr 0: gradients only
+        make_step(model, opt)(x, eps, labels)
+        for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+            err = (p.grad - q.grad).abs().max().item()
+            if not err <= 1e-10 * max(1.0, q.grad.abs().max().item()):
+                sys.exit(f"compare_torch: the timed PyTorch step's ∂/∂{name} differs from torch_model's "
+                         f"({objective}, α = {alpha}): max |Δ| {err:.3e}")
+    print("compare_torch: the timed PyTorch step's gradients equal torch_model.py's (vae; vaeas at α = 0.5 and α = β)",
+          file=sys.stderr)
+
+
+def torch_worker(spec):
+    import torch
+    sys.path.insert(0, SCRIPTS)
+    import torch_model
+
+    torch.set_num_threads(spec["threads"])
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    torch.manual_seed(0)
+    shape = spec["shape"]
+    model = torch_model.VAEAS(torch_meta(shape, spec["objective"], spec["labels"], spec["softmax"], spec["alpha"]))
+    kwargs = {"fused": True} if spec["adam"] == "fused" else ({"foreach": True} if spec["adam"] == "foreach" else {})
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **kwargs)
+    step = make_step(model, optimizer)
+    b, L, d = shape["batch"], shape["samples"], shape["latent"]
+    # A pool of binary images (the data's content does not change the work), fresh noise per step.
+    pool = (torch.rand(16, b, shape["input"]) < 0.5).float()
+    label_count = max(spec["labels"], 1)
+    for i in range(spec["warmup"]):
+        step(pool[i % 16], torch.randn(b * L, d), torch.randint(label_count, (b * L,)))
+    t0 = time.perf_counter()
+    for i in range(spec["steps"]):
+        step(pool[i % 16], torch.randn(b * L, d), torch.randint(label_count, (b * L,)))
+    seconds = time.perf_counter() - t0
+    print(json.dumps(dict(samples_per_s=spec["steps"] * b / seconds, step_ms=seconds / spec["steps"] * 1e3,
+                          threads=torch.get_num_threads(), torch=torch.__version__)))
+
+
+def theirs(shape, threads, objective, labels, softmax, alpha, steps, warmup, adam):
+    spec = dict(shape=shape, threads=threads, objective=objective, labels=labels, softmax=softmax, alpha=alpha,
+                steps=steps, warmup=warmup, adam=adam)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--torch-worker", json.dumps(spec)],
+                       env=env, capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        sys.exit(f"compare_torch: the PyTorch worker failed:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------------------------
+# the table
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = ""
+    try:
+        text = open("/proc/cpuinfo").read()
+        have = [f for f in ("avx512f", "avx2", "fma") if re.search(rf"\b{f}\b", text)]
+        flags = ", ".join(have)
+    except OSError:
+        pass
+    mem = ""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f", {int(line.split()[1]) / 1048576:.0f} GiB"
+    except OSError:
+        pass
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    return (f"{platform.node()}: {cpu} ({flags}), {os.cpu_count()} cores{mem}, Linux {platform.release()}"
+            + (f", OPENBLAS_CORETYPE={coretype}" if coretype else ""))
+
+
+def fmt(x, spec):
+    return "–" if x is None else format(x, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny shapes, 1 round, few steps; prints, writes nothing")
+    ap.add_argument("--reps", type=int, help="rounds (default 5; --quick: 1)")
+    ap.add_argument("--steps", type=int, help="timed steps per run (default 40; --quick: 3)")
+    ap.add_argument("--warmup", type=int, help="untimed steps per run (default 5; --quick: 1)")
+    ap.add_argument("--slow-steps", type=int, default=8, help="timed steps for V = 50000 full-softmax rows (default 8)")
+    ap.add_argument("--bin", default=os.path.join(ROOT, ".build/release/vaeas-dist"), help="vaeas-dist binary")
+    ap.add_argument("--before-bin", help="another vaeas-dist binary (e.g. main's) timed in the same rounds: a 'before' column")
+    ap.add_argument("--data-dir", default=os.path.join(os.path.dirname(ROOT), "shared/data"),
+                    help="directory with binarized-mnist (default ../shared/data)")
+    ap.add_argument("--adam", choices=["fused", "foreach", "default"], default="fused",
+                    help="PyTorch's Adam implementation (default fused: its fastest on CPU)")
+    ap.add_argument("--only", help="run only the rows whose name contains this text")
+    ap.add_argument("--check", action=argparse.BooleanOptionalAction, default=None,
+                    help="check the PyTorch step's gradients against torch_model.py first (default: on with --quick)")
+    ap.add_argument("--out", help="write the table section into this Markdown file "
+                    "(default docs/PERFORMANCE.md; --quick: none)")
+    ap.add_argument("--torch-worker", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.torch_worker:
+        return torch_worker(json.loads(a.torch_worker))
+
+    quick = a.quick
+    reps = a.reps or (1 if quick else 5)
+    steps = a.steps or (3 if quick else 40)
+    warmup = a.warmup if a.warmup is not None else (1 if quick else 5)
+    shape = QUICK if quick else PAPER
+    out = a.out if a.out is not None else (None if quick else os.path.join(ROOT, "docs/PERFORMANCE.md"))
+    if not os.access(a.bin, os.X_OK):
+        sys.exit(f"compare_torch: {a.bin} is not an executable: swift build -c release first (or pass --bin)")
+    try:
+        import torch
+    except ImportError:
+        sys.exit("compare_torch: this python has no torch: bash scripts/torch-venv.sh, then run this script with "
+                 ".venv-torch/bin/python")
+    if not torch.__version__.startswith("2.13.0"):
+        print(f"compare_torch: note: torch {torch.__version__}, not the pinned 2.13.0+cpu", file=sys.stderr)
+    if a.check if a.check is not None else quick:
+        check_step_gradients()
+
+    table = [r for r in rows(quick) if not a.only or a.only in r[0]]
+    sides = [("ours", a.bin)] + ([("before", a.before_bin)] if a.before_bin else [])
+    results = {r[0]: {"ours": [], "before": [], "torch": []} for r in table}
+    start = time.time()
+    for rep in range(reps):
+        for k, (name, ranks, threads, objective, labels, softmax, alpha, with_torch) in enumerate(table):
+            slow = objective == "vaeas" and softmax == "full" and labels >= 10000
+            n = min(steps, a.slow_steps) if slow else steps
+            runs = [(side, b) for side, b in sides] + ([("torch", None)] if with_torch else [])
+            if (rep + k) % 2:
+                runs.reverse()   # alternate who goes first
+            for side, b in runs:
+                if side == "torch":
+                    r = theirs(shape, ranks * threads, objective, labels, softmax, alpha, n, warmup, a.adam)
+                else:
+                    r = ours(b, shape, ranks, threads, objective, labels, softmax, alpha, n, warmup, a.data_dir)
+                results[name][side].append(r)
+                print(f"[{time.time() - start:6.0f} s] round {rep + 1}/{reps} {name}: {side} "
+                      f"{r['samples_per_s']:.0f} samples/s", file=sys.stderr)
+
+    def med(runs, key):
+        return statistics.median(r[key] for r in runs) if runs else None
+
+    lines = []
+    head = "| config | vaeas-dist samples/s |" + (" before samples/s | after / before |" if a.before_bin else "")
+    head += " PyTorch samples/s | vaeas-dist / PyTorch | vaeas-dist / its sgemm rate | PyTorch / the same sgemm rate | sgemm GFLOP/s per rank |"
+    lines.append(head)
+    lines.append("|---|" + "---:|" * (head.count("|") - 2))
+    for (name, ranks, threads, *_rest) in table:
+        o, t, bf = results[name]["ours"], results[name]["torch"], results[name]["before"]
+        sps, tsps, bsps = med(o, "samples_per_s"), med(t, "samples_per_s"), med(bf, "samples_per_s")
+        ratio = med(o, "ratio_to_sgemm")
+        sgemm = med(o, "sgemm_gflops_per_rank")
+        flops = med(o, "flops_per_sample")
+        # PyTorch's matmul GFLOP/s over the sgemm rate vaeas-dist measured on the same shapes and cores.
+        tratio = (tsps * flops / 1e9 / (sgemm * ranks)) if (tsps and flops and sgemm) else None
+        row = f"| {name} | {fmt(sps, ',.0f')} |"
+        if a.before_bin:
+            row += f" {fmt(bsps, ',.0f')} | {fmt(sps / bsps if bsps else None, '.2f')}× |"
+        row += (f" {fmt(tsps, ',.0f')} | {fmt(sps / tsps if tsps else None, '.2f')}{'×' if tsps else ''} |"
+                f" {fmt(ratio, '.2f')} | {fmt(tratio, '.2f')} | {fmt(sgemm, '.1f')} |")
+        lines.append(row)
+    split = []
+    for (name, *_r) in table:
+        o = results[name]["ours"]
+        if not o:
+            continue
+        keys = [k for k in o[0] if k.startswith("ms_") and med(o, k) is not None and med(o, k) > 0.005]
+        split.append(f"- {name}: step {med(o, 'step_ms'):.2f} ms = " +
+                     ", ".join(f"{k[3:]} {med(o, k):.2f}" for k in keys))
+    torch_version = torch.__version__
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    shape_text = (f"encoder {shape['enc_layers']} × {shape['hidden']}, decoder {shape['dec_layers']} × {shape['hidden']}, "
+                  f"latent {shape['latent']}, tanh, batch {shape['batch']}, L = {shape['samples']}; "
+                  f"VAE-AS: classifier {shape['cls_layers']} × {shape['hidden']}, entropy estimator (tree: ce), β = 1")
+    command = "python scripts/compare_torch.py " + " ".join(sys.argv[1:])
+    section = "\n".join([
+        BEGIN,
+        "## vaeas-dist against PyTorch (`scripts/compare_torch.py`)",
+        "",
+        f"Measured {now} on {machine()}; PyTorch {torch_version} "
+        f"(`torch.optim.Adam`{'' if a.adam == 'default' else f'({a.adam}=True)'}), "
+        f"{reps} interleaved rounds, medians; {steps} timed steps per run "
+        f"({min(steps, a.slow_steps)} for the V = 50000 full-softmax rows) after {warmup} warm-up.",
+        f"Model: {shape_text}.",
+        "",
+        "```",
+        command.strip(),
+        "```",
+        "",
+        *lines,
+        "",
+        "- *vaeas-dist / its sgemm rate*: the step's matmul GFLOP/s over OpenBLAS sgemm's on exactly the step's shapes "
+        "and threads, measured in the same run (`bench`'s `ratio_to_sgemm`). *PyTorch / the same sgemm rate*: PyTorch's "
+        "samples/s × the same FLOPs per sample, over that same sgemm rate × ranks.",
+        "- PyTorch runs `torch.set_num_threads(ranks × threads)` in one process; vaeas-dist runs `scripts/mpirun.sh -n ranks` "
+        "with `OPENBLAS_NUM_THREADS=threads`.",
+        "- Where vaeas-dist's step goes, ms per step on rank 0 (medians):",
+        *["  " + s for s in split],
+        END,
+    ])
+    print(section)
+    if out:
+        text = open(out).read() if os.path.exists(out) else ""
+        if BEGIN in text and END in text:
+            text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+        else:
+            text = text.rstrip("\n") + "\n\n" + section + "\n"
+        with open(out, "w") as f:
+            f.write(text)
+        print(f"compare_torch: wrote the table into {out}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
