@@ -69,9 +69,13 @@ static inline uint32_t float_to_bits(float f) { uint32_t u; memcpy(&u, &f, 4); r
 static inline float exp_nonpositive(float x) {
     int tiny = x < -87.3f;
     float xc = x < -87.3f ? -87.3f : x;
-    /* Round to nearest even by adding and removing 1.5·2²³ (|xc·log₂e| < 2²²):
-     * rintf's result without a libm call in the baseline clone (SSE2 has no roundps). */
-    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    /* Round to nearest even by adding 1.5·2²³ (|xc·log₂e| < 2²²): rintf's result
+     * without a libm call in the baseline clone (SSE2 has no roundps), and the
+     * integer in the low mantissa bits without a float → int conversion (which
+     * would be undefined for a NaN input; a NaN still comes out as NaN through p). */
+    float shifted = xc * 1.44269504088896341f + 12582912.0f;
+    float n = shifted - 12582912.0f;
+    int32_t ni = (int32_t)(float_to_bits(shifted) - 0x4B400000u);
     float r = xc - n * 0.693359375f;
     r = r - n * -2.12194440054690583e-4f;
     float p = 1.9875691500e-4f;
@@ -81,7 +85,7 @@ static inline float exp_nonpositive(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    float scale = bits_to_float((uint32_t)((int32_t)n + 127) << 23);
+    float scale = bits_to_float((uint32_t)(ni + 127) << 23);
     float e = p * scale;
     return tiny ? 0.0f : e;
 }
