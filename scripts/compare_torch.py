@@ -21,7 +21,8 @@ Columns: samples/s of each side (median), their ratio, and each side's achieved 
 same run on exactly the step's shapes and threads (its `ratio_to_sgemm`): that ratio does not
 depend on how fast this machine's BLAS is, so rows from different sittings stay comparable.
 
-Run it on a quiet machine: it takes about 25 minutes at the defaults (--reps 5).
+Run it on a quiet machine: about 10 minutes at the defaults on 2 cores (--reps 5), half as much
+again with --before-bin. Timing under other load says little; the ratios to sgemm say more.
 """
 import argparse
 import datetime
@@ -30,6 +31,7 @@ import math
 import os
 import platform
 import re
+import shlex
 import statistics
 import subprocess
 import sys
@@ -353,7 +355,8 @@ def main():
     shape_text = (f"encoder {shape['enc_layers']} × {shape['hidden']}, decoder {shape['dec_layers']} × {shape['hidden']}, "
                   f"latent {shape['latent']}, tanh, batch {shape['batch']}, L = {shape['samples']}; "
                   f"VAE-AS: classifier {shape['cls_layers']} × {shape['hidden']}, entropy estimator (tree: ce), β = 1")
-    command = "python scripts/compare_torch.py " + " ".join(sys.argv[1:])
+    exe = os.path.relpath(sys.executable, ROOT) if os.path.abspath(sys.executable).startswith(ROOT + os.sep) else "python3"
+    command = shlex.join([exe, "scripts/compare_torch.py"] + sys.argv[1:])
     section = "\n".join([
         BEGIN,
         "## vaeas-dist against PyTorch (`scripts/compare_torch.py`)",
