@@ -14,8 +14,9 @@ import Darwin
 /// over raw pointers written so that the optimizer can vectorize them.
 public enum Kernels {
     /// tanh by Eigen's rational approximation (degree 13/6 on [-7.9, 7.9],
-    /// error below 1e-6 absolute): unlike libm's `tanhf` it vectorizes, and it
-    /// is applied to every hidden unit of every layer.
+    /// error below 1e-6 absolute): unlike libm's `tanhf` it vectorizes. The
+    /// layers apply it through the C kernels (`ck_bias_act_forward`), which do
+    /// the same arithmetic in the same order; this is their scalar reference.
     @inline(__always)
     public static func fastTanh(_ a: Float) -> Float {
         let x = min(max(a, -7.905_311_107_635_498_05), 7.905_311_107_635_498_05)

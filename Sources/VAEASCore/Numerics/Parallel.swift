@@ -1,9 +1,10 @@
 import VAEASConfig
 import Dispatch
 
-/// Splits memory-bound passes over the flat parameter buffer (Adam, the
-/// finite check) across the cores this rank owns: the same cores OpenBLAS
-/// uses for the products (`BLAS.threads`), idle outside them.
+/// Splits the passes between the products (the elementwise kernels of the
+/// layers and the loss, Adam, the finite check) across the cores this rank
+/// owns: the same cores OpenBLAS uses for the products (`BLAS.threads`),
+/// idle outside them.
 public enum Parallel {
     /// Calls `body` on up to `parts` contiguous ranges of 0..<count (multiples
     /// of 8 long, but the last), concurrently when there are several;
