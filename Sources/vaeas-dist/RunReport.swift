@@ -44,6 +44,7 @@ enum RunReport {
         what += ", \(m.parameters.count) replicated parameters"
         return "vaeas-dist train: \(what); \(config.data.name) (\(step.feed.count) samples), \(step.comm.size) rank(s) × "
             + "\(BLAS.threads) BLAS thread(s), global batch \(config.train.batch), \(step.stepsPerEpoch) steps/epoch; writing \(directory)"
+            + config.warnings.map { "\nwarning: " + $0 }.joined()
     }
 
     /// The last epoch's numbers in a table, and what to try next.

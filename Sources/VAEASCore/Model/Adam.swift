@@ -40,9 +40,7 @@ public final class Adam {
 
     private func advance() -> StepScalars {
         step += 1
-        let bc1 = 1 - Float(Double(beta1).power(step))
-        let bc2 = 1 - Float(Double(beta2).power(step))
-        return StepScalars(stepSize: lr / bc1, invSqrtBc2: 1 / bc2.squareRoot())
+        return scalars(step: step, lr: lr)
     }
 
     /// Starts one sparse optimizer step; pass the result to each `updateSparse` of this step.
@@ -63,7 +61,31 @@ public final class Adam {
 
     /// One dense step over every element.
     public func update(_ params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>) {
-        let scalars = advance()
+        apply(params, grads: grads, 0..<count, advance())
+    }
+
+    /// The scalars of step `t` at learning rate `lr`, without advancing the
+    /// optimizer's own count: for a parameter group that keeps its own step
+    /// count and rate (PyTorch's per-group `lr` and per-parameter `step`), such
+    /// as the classifier's with `train.cls_lr` / `train.cls_steps`.
+    public func scalars(step t: Int, lr: Float) -> StepScalars {
+        let bc1 = 1 - Float(Double(beta1).power(t))
+        let bc2 = 1 - Float(Double(beta2).power(t))
+        return StepScalars(stepSize: lr / bc1, invSqrtBc2: 1 / bc2.squareRoot())
+    }
+
+    /// Counts one step of the whole buffer without updating anything (the
+    /// groups were updated through `update(_:grads:range:_:)`).
+    public func countStep() { step += 1 }
+
+    /// The dense rule on the elements `range` only, with the given scalars.
+    public func update(_ params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, range: Range<Int>,
+                       _ scalars: StepScalars) {
+        apply(params, grads: grads, range, scalars)
+    }
+
+    private func apply(_ params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, _ whole: Range<Int>,
+                       _ scalars: StepScalars) {
         let stepSize = scalars.stepSize
         let invSqrtBc2 = scalars.invSqrtBc2
         // Explicit 8-wide lanes: strict IEEE ordering keeps LLVM from
@@ -75,7 +97,8 @@ public final class Adam {
         let pr = UnsafeMutableRawPointer(params), gr = UnsafeRawPointer(grads)
         let mr = UnsafeMutableRawPointer(m), vr = UnsafeMutableRawPointer(v)
         let m = self.m, v = self.v, beta1 = self.beta1, beta2 = self.beta2, eps = self.eps
-        Parallel.chunks(count, grain: 65_536) { range in
+        Parallel.chunks(whole.count, grain: 65_536) { chunk in
+        let range = (whole.lowerBound + chunk.lowerBound)..<(whole.lowerBound + chunk.upperBound)
         var i = range.lowerBound
         let vectorEnd = range.lowerBound + (range.count & ~7)
         while i < vectorEnd {

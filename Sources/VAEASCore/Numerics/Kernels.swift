@@ -100,6 +100,24 @@ public enum Kernels {
         }
     }
 
+    /// Σ x², in Double, blocks of 4096 in order (thread-count independent):
+    /// the squared ‖g‖₂ of gradient clipping and `grad_norm`.
+    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        let blocks = (count + 4095) / 4096
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: max(blocks, 1)) { partial in
+            Parallel.chunks(blocks) { r in
+                for b in r {
+                    var s = 0.0
+                    for i in (b * 4096)..<min(count, (b + 1) * 4096) { let v = Double(x[i]); s += v * v }
+                    partial[b] = s
+                }
+            }
+            var total: Double = 0
+            for b in 0..<blocks { total += partial[b] }
+            return total
+        }
+    }
+
     @inline(__always)
     static func blockSum(_ x: UnsafePointer<Float>, count: Int) -> Double {
         let raw = UnsafeRawPointer(x)
