@@ -131,8 +131,10 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
         binarize = try choice("binarize", default: .static)
         trainSamples = m["train_samples"] == nil ? nil : try int("train_samples")
         if let n = trainSamples, m["train_subset"] != nil {
-            trainSubset = TrainingSubset(limit: n, kind: try choice("train_subset", default: .random),
-                                         seed: try int("train_subset_seed"))
+            guard let seed = m["train_subset_seed"].flatMap(UInt32.init) else {
+                throw fail("train_subset_seed", "an integer in 0…4294967295")
+            }
+            trainSubset = TrainingSubset(limit: n, kind: try choice("train_subset", default: .random), seed: Int(seed))
         } else if let n = trainSamples {
             trainSubset = TrainingSubset(limit: n, kind: .first, seed: 0)   // before data.subset: the first N
         }

@@ -25,7 +25,7 @@ final class ReferenceTrajectoryTests: XCTestCase {
         let model: String, steps: String, metrics: String
     }
 
-    static let common = ["data.name=binarized-mnist", "data.limit=1000", "model.latent=8", "model.hidden=64",
+    static let common = ["data.name=binarized-mnist", "data.limit=1000", "data.subset=first", "model.latent=8", "model.hidden=64",
                          "model.enc_layers=2", "model.dec_layers=2", "train.batch=50", "train.log_every=1"]
 
     static let references: [Reference] = [
