@@ -61,7 +61,7 @@ final class EvaluationCLITests: XCTestCase {
                                  "--limit", "500", "--iw-samples", "1", "--json"])
         XCTAssertEqual(whole.status, 0, whole.output)
         XCTAssertEqual(try last(whole)["examples"] as? Int, 500)
-        XCTAssertTrue((try last(whole)["subset"] as? String ?? "").contains("(50000)"))
+        XCTAssertTrue((try last(whole)["subset"] as? String ?? "").contains("of all 50000 examples of train"))
         // The model fits its own 300 better than 500 others (1 epoch: a small but real gap is not guaranteed; the
         // recon values must at least differ, i.e. the two commands measured different images).
         XCTAssertNotEqual(e["recon"] as! Double, try last(whole)["recon"] as! Double)
