@@ -267,7 +267,8 @@ def cmd_report(args):
         add("![lever curves](figures/levers.png)")
         add("")
     # 3. Table 2
-    t2 = [("a1-b1", base)] + [(r["id"], load_done("table2", r["id"])) for r in spec["groups"]["table2"]]
+    t2 = [("a1-b1", base)] + [(r["id"], load_done(g, r["id"])) for g in ["table2", "table2-more"]
+                               for r in spec["groups"][g]]
     t2 = [(i, d) for i, d in t2 if d]
     if t2:
         add("### Table 2 at N = V = 2000 (binarized MNIST), ours / paper (N = 55000)")
@@ -288,7 +289,8 @@ def cmd_report(args):
                 + f" | {f(m.get('MI_mc'))} | {f(m.get('gap'), 1)} |")
         add("")
     # 4. Table 1
-    t1 = [(r["set"]["model.dec_layers"], load_done("table1", r["id"])) for r in spec["groups"]["table1"]]
+    t1 = [(r["set"]["model.dec_layers"], load_done(g, r["id"])) for g in ["table1", "table1-more"]
+          for r in spec["groups"][g]]
     vae5 = load_done("table2", "vae")
     t1 = sorted([(k, d) for k, d in t1 if d] + ([(5, vae5)] if vae5 else []))
     if t1:
@@ -331,7 +333,7 @@ def cmd_report(args):
         add("![Figures 2 and 3](figures/figure23-small.png)")
         add("")
     # 6. Table 3
-    t3 = [(r["id"], load_done("table3", r["id"])) for r in spec["groups"]["table3"]]
+    t3 = [(r["id"], load_done(g, r["id"])) for g in ["table3", "table3-more"] for r in spec["groups"][g]]
     t3 = [(i, d) for i, d in t3 if d]
     if t3:
         add("### Table 3 on omniglot-small (N = V = 3630, the whole training split; test 1000 of 1210 spread)")
