@@ -58,6 +58,23 @@ public enum Binarization: String, Sendable, CaseIterable, Codable {
     case dynamic
 }
 
+/// Which `data.limit` training samples are kept (`data.subset`).
+public enum SubsetKind: String, Sendable, CaseIterable, Codable {
+    /// A seeded sample (`data.subset_seed`), stratified by class where the
+    /// dataset has labels, kept in file order: representative of the split.
+    case random
+    /// The first `data.limit` samples of the file (only fair for a file in random order).
+    case first
+}
+
+/// Learning-rate schedule after the warm-up (`train.lr_schedule`).
+public enum LRSchedule: String, Sendable, CaseIterable, Codable {
+    /// `train.lr` throughout.
+    case constant
+    /// Cosine decay from `train.lr` to 0 over the steps after the warm-up (Loshchilov & Hutter 2017, no restarts).
+    case cosine
+}
+
 /// Hidden-layer nonlinearity (`model.activation`).
 public enum Activation: String, Sendable, CaseIterable, Codable {
     case tanh

@@ -38,9 +38,14 @@ public struct DataConfig: Equatable, Sendable {
     /// 0 = all training samples.
     public let limit: Int
     public let testSplit: String
+    /// Which `limit` samples, and the seed of the random subset.
+    public let subset: SubsetKind
+    public let subsetSeed: Int
 
-    public init(name: String, dir: String, binarize: Binarization, limit: Int, testSplit: String) {
+    public init(name: String, dir: String, binarize: Binarization, limit: Int, testSplit: String,
+                subset: SubsetKind = .random, subsetSeed: Int = 0) {
         self.name = name; self.dir = dir; self.binarize = binarize; self.limit = limit; self.testSplit = testSplit
+        self.subset = subset; self.subsetSeed = subsetSeed
     }
 }
 
@@ -72,11 +77,13 @@ public struct ObjectiveConfig: Equatable, Sendable {
     public let softmax: SoftmaxKind
     /// Tree only.
     public let leafOrder: LeafOrder
+    /// Optimizer steps over which β rises linearly from 0; 0 = off.
+    public let klAnnealSteps: Int
 
     public init(kind: ObjectiveKind, alpha: Double, beta: Double, labels: Int, labelAssignment: LabelAssignmentKind,
-                miEstimator: MIEstimator, softmax: SoftmaxKind, leafOrder: LeafOrder) {
+                miEstimator: MIEstimator, softmax: SoftmaxKind, leafOrder: LeafOrder, klAnnealSteps: Int = 0) {
         self.kind = kind; self.alpha = alpha; self.beta = beta; self.labels = labels; self.labelAssignment = labelAssignment; self.miEstimator = miEstimator; self.softmax = softmax
-        self.leafOrder = leafOrder
+        self.leafOrder = leafOrder; self.klAnnealSteps = klAnnealSteps
     }
 }
 
@@ -102,10 +109,21 @@ public struct TrainingConfig: Equatable, Sendable {
     public let checkpointSteps: Int
     public let checkpointMinutes: Double
     public let keepCheckpoints: Int
+    /// The classifier's learning rate (0 = `lr`) and its updates per step.
+    public let clsLR: Double
+    public let clsSteps: Int
+    /// Learning-rate warm-up steps (0 = off) and the schedule after it.
+    public let warmupSteps: Int
+    public let lrSchedule: LRSchedule
+    /// Global gradient-norm clip (0 = off).
+    public let clipGradNorm: Double
 
     public init(epochs: Int, batch: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, seed: Int, samples: Int,
                 maxSteps: Int, logEvery: Int, checkpointEvery: Int, checkpointSteps: Int = 0, checkpointMinutes: Double = 0,
-                keepCheckpoints: Int = 3) {
+                keepCheckpoints: Int = 3, clsLR: Double = 0, clsSteps: Int = 1, warmupSteps: Int = 0,
+                lrSchedule: LRSchedule = .constant, clipGradNorm: Double = 0) {
+        self.clsLR = clsLR; self.clsSteps = clsSteps; self.warmupSteps = warmupSteps; self.lrSchedule = lrSchedule
+        self.clipGradNorm = clipGradNorm
         self.epochs = epochs; self.batch = batch; self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
         self.seed = seed; self.samples = samples; self.maxSteps = maxSteps; self.logEvery = logEvery
         self.checkpointEvery = checkpointEvery; self.checkpointSteps = checkpointSteps
@@ -222,6 +240,21 @@ public struct TrainConfig: Equatable, Sendable {
         }
     }
 
+    /// Settings that are valid but known to go wrong, each a sentence for the
+    /// run's header (stderr): train prints them and goes on.
+    public var warnings: [String] {
+        let o = objective
+        var w: [String] = []
+        // Î = log V − mean CE: with α > β the encoder's term (α − β)·Î rewards a
+        // large classifier CE, which has no upper bound (measured: such runs collapse).
+        if o.kind == .vaeas && o.miEstimator == .ce && o.alpha > o.beta {
+            w.append("objective.mi_estimator=ce with objective.alpha (\(o.alpha)) > objective.beta (\(o.beta)): "
+                     + "the encoder is rewarded for a large classifier cross-entropy, which is unbounded, and such runs "
+                     + "collapse; entropy (full softmax) and fano are bounded by log V")
+        }
+        return w
+    }
+
     /// The resolved config as YAML: every key, canonical order, floats written
     /// so that `parse` gives back the same bits.
     public func yaml() -> String {
@@ -230,7 +263,8 @@ public struct TrainConfig: Equatable, Sendable {
 
     public var data: DataConfig {
         DataConfig(name: str("data.name"), dir: str("data.dir"), binarize: choice("data.binarize"),
-                   limit: int("data.limit"), testSplit: str("data.test_split"))
+                   limit: int("data.limit"), testSplit: str("data.test_split"), subset: choice("data.subset"),
+                   subsetSeed: int("data.subset_seed"))
     }
 
     public var model: ModelConfig {
@@ -243,7 +277,7 @@ public struct TrainConfig: Equatable, Sendable {
         ObjectiveConfig(kind: choice("objective.kind"), alpha: float("objective.alpha"), beta: float("objective.beta"),
                         labels: int("objective.labels"), labelAssignment: choice("objective.label_assignment"),
                         miEstimator: choice("objective.mi_estimator"), softmax: choice("objective.softmax"),
-                        leafOrder: choice("objective.leaf_order"))
+                        leafOrder: choice("objective.leaf_order"), klAnnealSteps: int("objective.kl_anneal_steps"))
     }
 
     public var train: TrainingConfig {
@@ -252,7 +286,9 @@ public struct TrainConfig: Equatable, Sendable {
                        seed: int("train.seed"), samples: int("train.samples"), maxSteps: int("train.max_steps"),
                        logEvery: int("train.log_every"), checkpointEvery: int("train.checkpoint_every"),
                        checkpointSteps: int("train.checkpoint_steps"), checkpointMinutes: float("train.checkpoint_minutes"),
-                       keepCheckpoints: int("train.keep_checkpoints"))
+                       keepCheckpoints: int("train.keep_checkpoints"), clsLR: float("train.cls_lr"),
+                       clsSteps: int("train.cls_steps"), warmupSteps: int("train.warmup_steps"),
+                       lrSchedule: choice("train.lr_schedule"), clipGradNorm: float("train.clip_grad_norm"))
     }
 
     public var eval: EvalConfig {

@@ -66,6 +66,48 @@ public struct Dataset: Sendable {
         return (subset(indices), indices, "\(k) examples: \(which) of \(split) (\(n))")
     }
 
+    /// `k` samples drawn without replacement with a seeded generator, in file
+    /// order: the training subset of `data.subset: random`. With labels, the
+    /// draw is stratified (each class contributes in proportion to its size,
+    /// largest remainders first), so the subset is spread over the classes
+    /// even in a file sorted by class; without labels (binarized MNIST) it is
+    /// a uniform sample. k ≤ 0 or k ≥ count: the whole split. The generator
+    /// is SplitMix64, so the subset is the same on every platform and rank.
+    public func randomSample(_ k: Int, seed: UInt64) -> (dataset: Dataset, indices: [Int]) {
+        let n = count
+        guard k > 0, k < n else { return (self, Array(0..<n)) }
+        var rng = SplitMix64(seed: seed)
+        var chosen: [Int] = []
+        chosen.reserveCapacity(k)
+        if let labels {
+            var byClass: [Int32: [Int]] = [:]
+            for (i, l) in labels.labels.enumerated() { byClass[Int32(l), default: []].append(i) }
+            let classes = byClass.keys.sorted()
+            // Proportional quotas; the k − Σ⌊·⌋ left over go to the largest remainders (ties: lower class).
+            let exact = classes.map { Double(byClass[$0]!.count) * Double(k) / Double(n) }
+            var quota = exact.map { Int($0) }
+            let order = classes.indices.sorted { (exact[$0] - Double(quota[$0]), -$0) > (exact[$1] - Double(quota[$1]), -$1) }
+            for j in order.prefix(k - quota.reduce(0, +)) { quota[j] += 1 }
+            for (j, c) in classes.enumerated() {
+                chosen += Self.partialShuffle(byClass[c]!, take: quota[j], rng: &rng)
+            }
+        } else {
+            chosen = Self.partialShuffle(Array(0..<n), take: k, rng: &rng)
+        }
+        chosen.sort()
+        return (subset(chosen), chosen)
+    }
+
+    /// The first `take` elements of a Fisher–Yates shuffle of `items`.
+    private static func partialShuffle(_ items: [Int], take: Int, rng: inout SplitMix64) -> [Int] {
+        var a = items
+        for i in 0..<min(take, a.count) {
+            let j = i + Int(rng.next() % UInt64(a.count - i))
+            a.swapAt(i, j)
+        }
+        return Array(a.prefix(take))
+    }
+
     /// 1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, 21st, …
     public static func ordinal(_ n: Int) -> String {
         let suffix: String
@@ -201,5 +243,19 @@ public enum DatasetCatalog {
         throw DataError(path: raw, message:
             "missing file for dataset \(dataset) split \(split): tried \(candidates[0]) and "
             + "\(candidates[1]), neither exists\(hint)")
+    }
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): a small, fast, platform-independent
+/// generator for the seeded data subset.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -17,6 +17,9 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
     public var dataset: String
     public var binarize: Binarization
     public var trainSamples: Int?
+    /// How those samples were chosen from the split (nil in checkpoints older
+    /// than `data.subset`, which kept the first `trainSamples`).
+    public var trainSubset: TrainingSubset?
     /// When the tensors were written: the epoch (the last one completed, or in
     /// progress at a `train.max_steps` stop) and the optimizer step.
     public var epoch: Int?
@@ -45,6 +48,10 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
             "seed": "\(model.seed)",
         ]
         if let trainSamples { m["train_samples"] = "\(trainSamples)" }
+        if let t = trainSubset, t.limit > 0 {
+            m["train_subset"] = t.kind.rawValue
+            m["train_subset_seed"] = "\(t.seed)"
+        }
         if let epoch { m["epoch"] = "\(epoch)" }
         if let step { m["step"] = "\(step)" }
         if let c = model.classifier {
@@ -123,6 +130,14 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
         dataset = m["dataset"] ?? "binarized-mnist"
         binarize = try choice("binarize", default: .static)
         trainSamples = m["train_samples"] == nil ? nil : try int("train_samples")
+        if let n = trainSamples, m["train_subset"] != nil {
+            guard let seed = m["train_subset_seed"].flatMap(UInt32.init) else {
+                throw fail("train_subset_seed", "an integer in 0…4294967295")
+            }
+            trainSubset = TrainingSubset(limit: n, kind: try choice("train_subset", default: .random), seed: Int(seed))
+        } else if let n = trainSamples {
+            trainSubset = TrainingSubset(limit: n, kind: .first, seed: 0)   // before data.subset: the first N
+        }
         epoch = m["epoch"] == nil ? nil : try int("epoch")
         step = m["step"].map { Int($0) } ?? nil
     }

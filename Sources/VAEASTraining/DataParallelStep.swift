@@ -3,16 +3,57 @@ import VAEASDistributed
 import VAEASEvaluation
 import VAEASConfig
 import VAEASData
+import Foundation
 
-/// Adam's hyperparameters (`train.lr`, `beta1`, `beta2`, `eps`).
+/// Adam's hyperparameters (`train.lr`, `beta1`, `beta2`, `eps`), the
+/// classifier's group (`train.cls_lr`, `train.cls_steps`), the schedule and
+/// the gradient clip.
 public struct OptimizerSettings: Sendable, Equatable {
     public var lr: Float, beta1: Float, beta2: Float, eps: Float
-    public init(lr: Float, beta1: Float, beta2: Float, eps: Float) {
+    /// The classifier's base rate (= `lr` unless `train.cls_lr` is set) and its updates per step.
+    public var classifierLR: Float
+    public var classifierSteps: Int
+    public var schedule: LearningRateSchedule
+    /// 0 = off.
+    public var clipGradNorm: Double
+    public init(lr: Float, beta1: Float, beta2: Float, eps: Float, classifierLR: Float? = nil, classifierSteps: Int = 1,
+                schedule: LearningRateSchedule = LearningRateSchedule(), clipGradNorm: Double = 0) {
         self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
+        self.classifierLR = classifierLR ?? lr; self.classifierSteps = classifierSteps
+        self.schedule = schedule; self.clipGradNorm = clipGradNorm
     }
     public init(_ t: TrainingConfig) {
-        self.init(lr: Float(t.lr), beta1: Float(t.beta1), beta2: Float(t.beta2), eps: Float(t.eps))
+        self.init(lr: Float(t.lr), beta1: Float(t.beta1), beta2: Float(t.beta2), eps: Float(t.eps),
+                  classifierLR: t.clsLR > 0 ? Float(t.clsLR) : nil, classifierSteps: t.clsSteps,
+                  schedule: LearningRateSchedule(warmupSteps: t.warmupSteps, kind: t.lrSchedule),
+                  clipGradNorm: t.clipGradNorm)
     }
+}
+
+/// The learning-rate factor of optimizer step t (1-based): linear warm-up
+/// over `warmupSteps` (Goyal et al. 2017), then constant or a cosine decay to
+/// 0 at `totalSteps` (Loshchilov & Hutter 2017). A pure function of t, so a
+/// resumed run continues the same curve.
+public struct LearningRateSchedule: Sendable, Equatable {
+    public var warmupSteps: Int
+    public var kind: LRSchedule
+    public init(warmupSteps: Int = 0, kind: LRSchedule = .constant) { self.warmupSteps = warmupSteps; self.kind = kind }
+
+    public func factor(step t: Int, totalSteps: Int) -> Float {
+        if warmupSteps > 0 && t < warmupSteps { return Float(t) / Float(warmupSteps) }
+        switch kind {
+        case .constant: return 1
+        case .cosine:
+            let span = max(1, totalSteps - warmupSteps)
+            let progress = min(1, Double(max(0, t - warmupSteps)) / Double(span))
+            return Float(0.5 * (1 + cos(Double.pi * progress)))
+        }
+    }
+}
+
+/// KL annealing's factor at optimizer step t (1-based): t / T up to T, then 1.
+public func klAnnealFactor(step t: Int, annealSteps: Int) -> Double {
+    annealSteps > 0 && t < annealSteps ? Double(t) / Double(annealSteps) : 1
 }
 
 /// One data-parallel optimizer step (design doc, "Data parallelism"), top to
@@ -31,6 +72,19 @@ public final class DataParallelStep {
     public let settings: OptimizerSettings
     /// Optimizer steps taken (restored on resume).
     public internal(set) var globalStep = 0
+    /// Adam steps of the classifier's group (its hidden layers; the output
+    /// layer's own Adam counts the same): `train.cls_steps` per optimizer step.
+    public internal(set) var classifierAdamStep = 0
+    /// Optimizer steps of the whole run (for the cosine schedule); set by the loop.
+    public var totalSteps = 0
+    /// `objective.kl_anneal_steps` (0 = off).
+    public var klAnnealSteps = 0
+    /// The last step's learning rates after the schedule, and its gradient
+    /// norm before clipping (nil unless clipping computed it).
+    public private(set) var lastLR: Float = 0
+    public private(set) var lastLRFactor: Float = 1
+    public private(set) var lastClassifierLR: Float = 0
+    public private(set) var lastGradNorm: Double?
     /// This rank's requests for the next step boundary, summed over ranks with
     /// the step's loss sums (no extra collective): after a step, `agreedStop` /
     /// `agreedCheckpoint` say whether any rank asked.
@@ -89,9 +143,12 @@ public final class DataParallelStep {
     /// One optimizer step on the global batch `batch` (global sample indices).
     @discardableResult
     public func callAsFunction(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) throws -> StepStats {
+        // KL annealing and the schedule are functions of the step about to be taken.
+        let t = globalStep + 1
+        model.klAnnealFactor = klAnnealFactor(step: t, annealSteps: klAnnealSteps)
         let (stats, shardSum) = computeGradients(batch, epoch: epoch)
         var clock = PhaseClock()
-        globalStep += 1
+        globalStep = t
         // Every rank holds the same reduced sums, so every rank takes these branches together.
         if !(stats.recon + stats.kl + stats.crossEntropy + stats.hHat).isFinite {
             throw NonFiniteError(epoch: epoch, step: globalStep, what: "loss")
@@ -106,12 +163,66 @@ public final class DataParallelStep {
         if !(replicatedGradientSquares + shardSum).isFinite {
             throw NonFiniteError(epoch: epoch, step: globalStep, what: "gradient")
         }
-        optimizer.update(p.values, grads: p.grads)
+        let s = settings
+        let f = s.schedule.factor(step: t, totalSteps: totalSteps)
+        lastLRFactor = f
+        lastLR = s.lr * f
+        lastClassifierLR = s.classifierLR * f
+        lastGradNorm = nil
+        if s.clipGradNorm > 0 { clipGradients(maxNorm: s.clipGradNorm) }
+        // Two parameter groups (PyTorch's param_groups): the encoder and decoder,
+        // and the classifier's hidden layers with their own rate and step count.
+        // The rule is elementwise, so with one rate and one count this is
+        // bit-identical to one update over the whole buffer.
+        let cr = model.classifierParameterRange
+        optimizer.countStep()
+        optimizer.update(p.values, grads: p.grads, range: 0..<cr.lowerBound,
+                         optimizer.scalars(step: optimizer.step, lr: lastLR))
+        classifierAdamStep += 1
+        optimizer.update(p.values, grads: p.grads, range: cr, optimizer.scalars(step: classifierAdamStep, lr: lastClassifierLR))
+        phases.optimizer += clock.lap()
+        model.classifier?.output.applyUpdate(lr: lastClassifierLR, beta1: s.beta1, beta2: s.beta2, eps: s.eps)
+        phases.classifierOptimizer += clock.lap()
+        if model.classifier != nil {
+            for _ in 1..<max(1, s.classifierSteps) { try classifierOnlyStep(batch, epoch: epoch) }
+        }
+        return stats
+    }
+
+    /// torch.nn.utils.clip_grad_norm_: the global ‖g‖₂ over the replicated
+    /// gradient (the same on every rank after the allreduce) and every rank's
+    /// classifier rows; all gradients scaled by min(1, c / (‖g‖ + 10⁻⁶)).
+    private func clipGradients(maxNorm: Double) {
+        let p = model.parameters
+        let shard = model.classifier?.output.store
+        let local = shard.map { Kernels.sumOfSquares($0.grads, count: $0.count) } ?? 0
+        let norm = (replicatedGradientSquares + comm.sum([local])[0]).squareRoot()
+        lastGradNorm = norm
+        let scale = maxNorm / (norm + 1e-6)
+        guard scale < 1 else { return }
+        let c = Float(scale)
+        for i in 0..<p.count { p.grads[i] *= c }
+        if let shard { for i in 0..<shard.count { shard.grads[i] *= c } }
+    }
+
+    /// One classifier-only update (`train.cls_steps` > 1) on the step's batch:
+    /// z re-encoded with the updated encoder, the classifier's CE gradient,
+    /// reduced over ranks (its hidden layers only), checked, and applied.
+    private func classifierOnlyStep(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) throws {
+        let local = shard(batch)
+        model.classifierOnlyPass(x: x, eps: eps, n: local.count, batch: batch, times: &phases)
+        var clock = PhaseClock()
+        let p = model.parameters, cr = model.classifierParameterRange
+        if !cr.isEmpty { comm.allreduceSum(UnsafeMutableBufferPointer(rebasing: p.gradBuffer[cr])) }
+        let total = comm.sum([model.shardGradientSum()])[0] + Kernels.sum(p.grads + cr.lowerBound, count: cr.count)
+        phases.communication += clock.lap()
+        if !total.isFinite { throw NonFiniteError(epoch: epoch, step: globalStep, what: "classifier gradient") }
+        classifierAdamStep += 1
+        optimizer.update(p.values, grads: p.grads, range: cr, optimizer.scalars(step: classifierAdamStep, lr: lastClassifierLR))
         phases.optimizer += clock.lap()
         let s = settings
-        model.classifier?.output.applyUpdate(lr: s.lr, beta1: s.beta1, beta2: s.beta2, eps: s.eps)
+        model.classifier?.output.applyUpdate(lr: lastClassifierLR, beta1: s.beta1, beta2: s.beta2, eps: s.eps)
         phases.classifierOptimizer += clock.lap()
-        return stats
     }
 
     /// Forward and backward on the global batch, gradients reduced over ranks:

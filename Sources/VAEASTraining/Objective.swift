@@ -20,6 +20,15 @@ public struct Objective: Sendable, Equatable {
         self.alpha = alpha; self.beta = beta; self.labels = labels
     }
 
+    /// The objective at KL-annealing factor `f` ∈ [0, 1] (`objective.kl_anneal_steps`):
+    /// β·f weighs the marginal KL MD̂ while α keeps weighing Î, i.e.
+    /// L = mean recon + α·Î + β f·MD̂ = mean recon + β f·mean KL + (α − β f)·Î.
+    /// For the plain VAE (α = β = 1, no Î) this is the usual KL warm-up of
+    /// Bowman et al. (2016), the remedy the paper's §1 names.
+    public func annealed(_ f: Double) -> Objective {
+        f == 1 ? self : Objective(alpha: alpha, beta: beta * f, labels: labels)
+    }
+
     /// The plain ELBO.
     public static let elbo = Objective(alpha: 1, beta: 1, labels: nil)
 
@@ -37,7 +46,8 @@ public struct Objective: Sendable, Equatable {
     /// VAE-AS mi = Î (eq. 9), md = MD̂ (appendix 7.1) and sc = mean CE.
     public func summary(_ s: StepStats) -> [(String, Double)] {
         let recon = s.recon / Double(s.count), kl = s.kl / Double(s.count)
-        guard let labels, s.rows > 0 else { return [("loss", recon + kl), ("recon", recon), ("kl", kl)] }
+        // β = 1 except under KL annealing; 1·kl is kl exactly.
+        guard let labels, s.rows > 0 else { return [("loss", recon + beta * kl), ("recon", recon), ("kl", kl)] }
         let mi = Estimators.mutualInformation(meanHHat: s.hHat / Double(s.rows), labels: labels)
         let md = Estimators.marginalKL(meanKL: kl, mutualInformation: mi)
         return [("loss", recon + alpha * mi + beta * md), ("recon", recon), ("kl", kl),

@@ -31,6 +31,7 @@ public final class TrainingLoop {
         testFeed = test.map { DataFeed(dataset: $0, binarization: config.data.binarize, seed: step.model.spec.seed, evaluation: true) }
         metadata = CheckpointMetadata(model: step.model.spec, dataset: config.data.name, binarize: config.data.binarize,
                                       trainSamples: step.feed.count)
+        if config.data.limit > 0 { metadata.trainSubset = TrainingSubset(config.data) }
     }
 
     /// The model of `config` over `train`, its step and the loop.
@@ -56,6 +57,9 @@ public final class TrainingLoop {
         let runStart = Date().addingTimeInterval(-position.elapsed)
         var stop = false
         let stepsPerEpoch = step.stepsPerEpoch
+        let planned = t.epochs * stepsPerEpoch
+        step.totalSteps = t.maxSteps > 0 ? min(t.maxSteps, planned) : planned
+        step.klAnnealSteps = config.objective.klAnnealSteps
         if t.maxSteps > 0 && position.globalStep >= t.maxSteps {
             throw ConfigError(key: "train.max_steps", source: nil,
                               message: "the run already took \(position.globalStep) steps (train.max_steps = \(t.maxSteps)); "
@@ -165,8 +169,12 @@ public final class TrainingLoop {
         r.set("step", step.globalStep); r.set("epoch", epoch)
         for (k, v) in model.objective.summary(st) { r.set(k, v) }
         r.set("batch", st.count)
-        r.set("lr", config.train.lr)
-        r.set("grad_norm", gradientNorm())
+        // In the config's Double, so that a constant rate is reported exactly as configured.
+        let f = Double(step.lastLRFactor)
+        r.set("lr", config.train.lr * f)
+        if config.train.clsLR > 0 { r.set("cls_lr", config.train.clsLR * f) }
+        if config.objective.klAnnealSteps > 0 { r.set("beta", model.objective.beta) }
+        r.set("grad_norm", step.lastGradNorm ?? gradientNorm())
         r.set("time", elapsed)
         _ = try comm.rootOnly { try output?.appendStep(r) }
     }

@@ -217,6 +217,8 @@ public enum TrainingCheckpoint {
                 throw CheckpointError(path: file.path, message: "__metadata__ key 'adam_step' missing")
             }
             step.optimizer.restore(step: s, m: m, v: v)
+            // Older checkpoints have one count: the classifier's group stepped with the rest.
+            step.classifierAdamStep = file.metadata["classifier_adam_step"].flatMap(Int.init) ?? s
             if let layer = model.classifier?.output { try restoreShard(layer, dir: dir, manifest: manifest, settings: step.settings) }
         }
         step.globalStep = manifest.position.globalStep
@@ -233,7 +235,8 @@ public enum TrainingCheckpoint {
             try w.add(slot.name + ".exp_avg", shape: slot.shape, data: UnsafeBufferPointer(start: adam.m + slot.offset, count: slot.count))
             try w.add(slot.name + ".exp_avg_sq", shape: slot.shape, data: UnsafeBufferPointer(start: adam.v + slot.offset, count: slot.count))
         }
-        w.metadata = ["adam_step": "\(adam.step)", "global_step": "\(step.globalStep)"]
+        w.metadata = ["adam_step": "\(adam.step)", "classifier_adam_step": "\(step.classifierAdamStep)",
+                      "global_step": "\(step.globalStep)"]
         return w.serialized()
     }
 

@@ -20,7 +20,17 @@ public final class VAEASModel {
     /// VAE-AS only: the classifier and the training samples' labels.
     public let classifier: AuxiliaryClassifier?
     public let labels: LabelAssignment?
-    public let objective: Objective
+    /// The objective being optimised: `fullObjective` at the current KL-annealing factor.
+    public private(set) var objective: Objective
+    /// Eq. 3 at the configured α, β.
+    public let fullObjective: Objective
+    /// KL annealing (`objective.kl_anneal_steps`): β is scaled by this factor in [0, 1].
+    public var klAnnealFactor: Double = 1 {
+        didSet { objective = fullObjective.annealed(klAnnealFactor) }
+    }
+    /// Where the classifier's replicated hidden layers sit in the flat buffer
+    /// (empty without a classifier): their own Adam group (`train.cls_lr`).
+    public let classifierParameterRange: Range<Int>
     /// L, reparameterisation samples per data point.
     public let samples: Int
     /// Largest global batch, and data points per rank per call.
@@ -58,6 +68,9 @@ public final class VAEASModel {
             labels = nil
         }
         objective = spec.objectiveWeights
+        fullObjective = objective
+        let first = parameters.slots.first { $0.name.hasPrefix("classifier.") }?.offset ?? parameters.count
+        classifierParameterRange = first..<parameters.count
         targets = arena.int32s(batch * samples)
     }
 
@@ -139,6 +152,40 @@ public final class VAEASModel {
         }
         vae.backward(x, eps: eps, n: n, samples: L, gradScale: gradScale, klWeight: objective.klWeight, extraDz: dz)
         times.backward += clock.lap()
+    }
+
+    /// One classifier-only pass (`train.cls_steps` > 1; the classifier must
+    /// track q(x|z) while the encoder moves): z re-encoded from the same x and
+    /// ε with the current encoder, then only the classifier's mean-CE gradient
+    /// (ω's hidden layers into `parameters.grads`, its rows into the shard);
+    /// no Î gradient, nothing into the VAE. Collective. Returns the CE sum.
+    @discardableResult
+    public func classifierOnlyPass(x: UnsafePointer<Float>, eps: UnsafePointer<Float>, n: Int,
+                                   batch: UnsafeBufferPointer<Int32>, times: inout PhaseTimes) -> Double {
+        guard let classifier, let labels else { return 0 }
+        var clock = PhaseClock()
+        let b = batch.count, L = samples, rows = b * L
+        vae.encode(x, n: n)
+        vae.reparameterize(eps: eps, n: n, samples: L)
+        times.forward += clock.lap()
+        let c0 = commSeconds
+        for pos in 0..<b {
+            let e = labels.label(of: batch[pos])
+            for l in 0..<L { targets[pos * L + l] = e }
+        }
+        zeroGrads()
+        classifier.forward(z: vae.z, localRows: n * L, targets: UnsafeBufferPointer(start: targets, count: rows),
+                           batch: b, samples: L, params: parameters.values)
+        var ce = 0.0
+        for r in 0..<rows { ce += classifier.output.crossEntropy[r] }
+        _ = classifier.backward(z: vae.z, localRows: n * L, ceScale: objective.ceGradientScale(rows: rows),
+                                miScale: 0, estimator: spec.classifier!.estimator,
+                                params: parameters.values, grads: parameters.grads)
+        let inCollectives = commSeconds - c0
+        times.classifier += clock.lap() - inCollectives
+        times.communication += inCollectives
+        times.classifierCommunication += inCollectives
+        return ce
     }
 
     /// Sum of this rank's partitioned gradients (NaN if one is not finite).

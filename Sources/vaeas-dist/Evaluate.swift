@@ -54,8 +54,17 @@ struct CheckpointData: ParsableArguments {
     @Option(name: .long, help: "Binarization, static or dynamic (default: the training one; dynamic draws one fixed sample).")
     var binarize: Binarization?
 
-    @Option(name: .long, help: "Use N examples spread over the split, every ⌊n/N⌋-th from the first (0 = all).")
+    @Option(name: .long, help: """
+        Use N examples spread over the split (over the checkpoint's training subset for the train split), \
+        every ⌊n/N⌋-th from the first (0 = all).
+        """)
     var limit = 0
+
+    @Flag(name: .long, help: """
+        With the train split: use the whole split, not the data.limit samples the checkpoint was trained on \
+        (recorded in its metadata; the default).
+        """)
+    var wholeSplit = false
 
     @Option(name: .long, help: "Seed of the evaluation noise.")
     var seed: UInt32 = 0
@@ -66,15 +75,27 @@ struct CheckpointData: ParsableArguments {
         let name = dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
         let places = CheckpointDataLocations.locations(dataDir: dataDir, checkpoint: checkpoint, dataset: name)
         guard !places.isEmpty else { return nil }
-        var train = try DatasetCatalog.load(name: name, split: "train", from: places).dataset
-        // The training set as trained on: data.limit kept its first samples.
-        if let n = file.metadata["train_samples"].flatMap(Int.init) { train = train.prefix(n) }
+        let full = try DatasetCatalog.load(name: name, split: "train", from: places).dataset
+        // The training set as trained on (its labels are per sample of it).
+        let train = try trainedOn(full, file: file).dataset
         let step = try Checkpoint.step(for: file, train: train, comm: comm, batch: batch)
         return step.trainingSetSummary().filter { ["kl", "mi", "md", "sc"].contains($0.0) }
     }
 
     func validate() throws {
         guard limit >= 0 else { throw ValidationError("--limit must be ≥ 0, got \(limit)") }
+    }
+
+    /// The training split as the checkpoint's run saw it: the data.limit
+    /// samples recorded in its metadata (data.subset, data.subset_seed), or
+    /// the whole split (no subset recorded, or --whole-split); and a phrase
+    /// saying which.
+    func trainedOn(_ full: Dataset, file: SafeTensorsFile) throws -> (dataset: Dataset, description: String) {
+        let meta = try CheckpointMetadata(entries: file.metadata, path: file.path)
+        guard !wholeSplit, let subset = meta.trainSubset, subset.limit < full.count else {
+            return (full, "all \(full.count) examples of \(full.split)")
+        }
+        return (subset.apply(to: full), subset.describe(fullCount: full.count, split: full.split))
     }
 
     /// Results that came out NaN or ±Inf are an error naming them, not `null` in
@@ -108,8 +129,21 @@ struct CheckpointData: ParsableArguments {
         let vae = try Checkpoint.vae(from: file, capacity: 1)
         let shape = vae.shape
         let name = dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
-        let (all, location) = try CheckpointDataLocations.load(dataset: name, split: split, dataDir: dataDir, checkpoint: checkpoint)
-        let (data, _, subset) = all.spread(limit)
+        let (loaded, location) = try CheckpointDataLocations.load(dataset: name, split: split, dataDir: dataDir, checkpoint: checkpoint)
+        var all = loaded
+        var subset: String
+        if split == "train" {
+            let (d, what) = try trainedOn(loaded, file: file)
+            all = d
+            subset = what
+            if limit > 0 && limit < d.count {
+                let step = d.count / limit
+                subset = "\(limit) examples, every \(Dataset.ordinal(step)) of " + what
+            }
+        } else {
+            subset = all.spread(limit).description
+        }
+        let data = all.spread(limit).dataset
         guard data.dimension == shape.input else {
             throw CheckpointError(path: checkpoint, message: "input_dim \(shape.input) does not match \(name)/\(split) images of \(data.dimension) pixels")
         }
@@ -211,14 +245,19 @@ struct Estimate: ParsableCommand {
     @Option(name: .long, help: "Split the examples come from.")
     var split = "train"
 
-    @Option(name: .long, help: ArgumentHelp("Sample counts S, comma-separated.", valueName: "S,S,…"))
-    var samples = "100,500,1000,5000,10000,50000"
+    @Option(name: .long, help: ArgumentHelp("""
+        Sample counts S, comma-separated, each at most the N examples used (default: those of \
+        100,500,1000,5000,10000,50000 below N, then N).
+        """, valueName: "S,S,…"))
+    var samples: String?
+
+    static let defaultCounts = [100, 500, 1000, 5000, 10000, 50000]
 
     @Flag(name: .long, help: "Print only JSON lines.")
     var json = false
 
     func validate() throws {
-        for s in samples.split(separator: ",") where Int(s) == nil || Int(s)! < 1 {
+        for s in (samples ?? "1").split(separator: ",", omittingEmptySubsequences: false) where Int(s) == nil || Int(s)! < 1 {
             throw ValidationError("--samples: '\(s)' is not a sample count ≥ 1")
         }
     }
@@ -229,7 +268,14 @@ struct Estimate: ParsableCommand {
             if comm.isRoot && !json {
                 print(data.line + "; each S: a seeded random subset (seed \(source.seed)) of these \(feed.count)")
             }
-            let counts = samples.split(separator: ",").map { Int($0)! }
+            let n = feed.count
+            let counts = samples.map { $0.split(separator: ",").map { Int($0)! } }
+                ?? Self.defaultCounts.filter { $0 < n } + [n]
+            // The aggregate posterior is a mixture over the N examples used: S > N would repeat examples.
+            if let too = counts.first(where: { $0 > n }) {
+                throw ValidationError("--samples \(too) exceeds the \(n) examples used (\(data.subset)); "
+                                      + "S must be at most N")
+            }
             if let c = try source.classifierSummary(file: file, comm: comm, batch: 128), comm.isRoot {
                 let d = Dictionary(uniqueKeysWithValues: c)
                 var j = JSONRecord()
@@ -237,9 +283,6 @@ struct Estimate: ParsableCommand {
                 j.set("classifier_sc", d["sc"] ?? .nan); j.set("kl_train", d["kl"] ?? .nan)
                 if !json { print(String(format: "classifier over the training set: Î %.3f  MD̂ %.3f  (mean KL %.3f)", d["mi"] ?? .nan, d["md"] ?? .nan, d["kl"] ?? .nan)) }
                 print(j.json)
-            }
-            if let too = counts.first(where: { $0 > feed.count }) {
-                throw ValidationError("--samples \(too) exceeds the \(feed.count) examples of the \(split) split")
             }
             if comm.isRoot && !json { print("      S        MI       MD    MI+MD  mean KL") }
             for s in counts {

@@ -36,7 +36,7 @@ struct Reconstruct: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Split to take the images from: train or test (binarized-mnist also has valid).", valueName: "split"))
     var split: String
 
-    @Option(name: .long, help: "Number of images, spread over the split (every ⌊n/count⌋-th).")
+    @Option(name: .long, help: "Number of images, spread over the split (every ⌊n/count⌋-th; for train, over the checkpoint's training subset).")
     var count = 32
 
     @Option(name: .long, help: "Images per grid row.")
@@ -59,8 +59,14 @@ struct Reconstruct: ParsableCommand {
         let file = try ImageOptions.loadCheckpoint(checkpoint)
         let shape = try Checkpoint.shape(of: file)
         let dataset = self.dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
-        let (data, location) = try CheckpointDataLocations.load(dataset: dataset, split: split, dataDir: dataDir,
-                                                                checkpoint: checkpoint)
+        let (loaded, location) = try CheckpointDataLocations.load(dataset: dataset, split: split, dataDir: dataDir,
+                                                                  checkpoint: checkpoint)
+        // The training images shown are ones the model was trained on (its data.limit subset), as eval's.
+        var data = loaded
+        if split == "train", let subset = try CheckpointMetadata(entries: file.metadata, path: file.path).trainSubset,
+           subset.limit < loaded.count {
+            data = subset.apply(to: loaded)
+        }
         guard data.dimension == shape.input else {
             throw ImageError("checkpoint \(checkpoint) has input_dim \(shape.input), but dataset \(dataset) (\(data.split)) "
                              + "has \(data.images.rows)×\(data.images.cols) = \(data.dimension) pixels per image")

@@ -44,6 +44,7 @@ enum RunReport {
         what += ", \(m.parameters.count) replicated parameters"
         return "vaeas-dist train: \(what); \(config.data.name) (\(step.feed.count) samples), \(step.comm.size) rank(s) × "
             + "\(BLAS.threads) BLAS thread(s), global batch \(config.train.batch), \(step.stepsPerEpoch) steps/epoch; writing \(directory)"
+            + config.warnings.map { "\nwarning: " + $0 }.joined()
     }
 
     /// The last epoch's numbers in a table, and what to try next.
@@ -70,6 +71,11 @@ enum RunReport {
         let width = rows.map(\.0.count).max()!
         var out = "\nsummary of \(directory):\n"
         for (k, v) in rows { out += "  " + k.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + v + "\n" }
+        // I(x; z) ≤ E_x KL(q(z|x) ‖ p(z)), so MD̂ = KL − Î < 0 cannot be true: say so rather than report it plainly.
+        if let mi = d["mi"], let kl = d["kl"], mi > kl {
+            out += "  note: Î \(f(mi)) exceeds the mean KL \(f(kl)), which the true MI never does: the classifier's "
+                + "estimate is not to be trusted here (typically a collapsed encoder; docs/RESULTS.md)\n"
+        }
         out += """
 
         next:

@@ -113,7 +113,7 @@ enum Runtime {
     /// Where the last `loadData` found the data, for a header to print.
     nonisolated(unsafe) static var dataLocation: DataLocation?
 
-    /// Training split (limited to data.limit) and, when evaluation is on, the
+    /// Training split (its data.limit samples chosen by data.subset) and, when evaluation is on, the
     /// test split, both from the first location that holds the dataset. When
     /// that is not the first place looked in, rank 0 says so on stderr.
     static func loadData(_ config: TrainConfig) throws -> (train: Dataset, test: Dataset?) {
@@ -126,7 +126,7 @@ enum Runtime {
         if location != locations[0] && rank == 0 {
             FileHandle.standardError.write(Data("note: \(config.data.name) is not in \(locations[0]); using \(location)\n".utf8))
         }
-        let train = full.prefix(config.data.limit)
+        let train = TrainingSubset(config.data).apply(to: full)
         let test = config.eval.every > 0
             ? try DatasetCatalog.load(name: config.data.name, split: config.data.testSplit, directory: location.directory) : nil
         return (train, test)

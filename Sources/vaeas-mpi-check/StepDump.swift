@@ -46,15 +46,16 @@ func stepDump(_ arguments: [String]) -> Int32 {
         for o in overrides { try config.set(o) }
         try config.set("data.dir", to: .string(dataDir))
         try config.validate()
-        let train = try DatasetCatalog.load(name: config.data.name, split: "train", directory: dataDir)
-            .prefix(config.data.limit)
+        let train = TrainingSubset(config.data)
+            .apply(to: try DatasetCatalog.load(name: config.data.name, split: "train", directory: dataDir))
         let step = try DataParallelStep.make(config: config, train: train, comm: LocalCommunicator())
         let model = step.model
         let batch = Array(step.permutation(epoch: 1).prefix(config.train.batch))
         for _ in 0..<steps { try batch.withUnsafeBufferPointer { _ = try step($0, epoch: 1) } }
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-        let metadata = CheckpointMetadata(model: model.spec, dataset: config.data.name, binarize: config.data.binarize,
+        var metadata = CheckpointMetadata(model: model.spec, dataset: config.data.name, binarize: config.data.binarize,
                                           trainSamples: train.count)
+        metadata.trainSubset = config.data.limit > 0 ? TrainingSubset(config.data) : nil
         try model.checkpointWriter(metadata: metadata)!.write(to: out + "/model.safetensors")
         let (stats, _) = batch.withUnsafeBufferPointer { step.computeGradients($0, epoch: 1) }
         let b = batch.count, L = config.train.samples, d = config.model.latent, dim = train.dimension

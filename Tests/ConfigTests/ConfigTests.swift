@@ -22,12 +22,14 @@ final class ConfigTests: ConfigTestCase {
 
     func testKeysInCanonicalOrderWithTypes() throws {
         XCTAssertEqual(TrainConfig.keys, [
-            "data.name", "data.dir", "data.binarize", "data.limit", "data.test_split",
+            "data.name", "data.dir", "data.binarize", "data.limit", "data.subset", "data.subset_seed", "data.test_split",
             "model.latent", "model.hidden", "model.enc_layers", "model.dec_layers", "model.cls_layers",
             "model.activation", "model.init",
             "objective.kind", "objective.alpha", "objective.beta", "objective.labels",
-            "objective.label_assignment", "objective.mi_estimator", "objective.softmax", "objective.leaf_order",
-            "train.epochs", "train.batch", "train.lr", "train.beta1", "train.beta2", "train.eps", "train.seed",
+            "objective.label_assignment", "objective.mi_estimator", "objective.softmax", "objective.kl_anneal_steps",
+            "objective.leaf_order",
+            "train.epochs", "train.batch", "train.lr", "train.cls_lr", "train.cls_steps", "train.warmup_steps",
+            "train.lr_schedule", "train.clip_grad_norm", "train.beta1", "train.beta2", "train.eps", "train.seed",
             "train.samples", "train.max_steps", "train.log_every", "train.checkpoint_every",
             "train.checkpoint_steps", "train.checkpoint_minutes", "train.keep_checkpoints",
             "eval.every", "eval.batch", "eval.iw_samples", "eval.au_threshold",

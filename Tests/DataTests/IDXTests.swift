@@ -222,3 +222,45 @@ final class IDXTests: XCTestCase {
         assertDataError(try IDX.readBytes(path: dir), path: dir, contains: ["is a directory"])
     }
 }
+
+/// `data.subset: random`: a seeded sample in file order, stratified by class where there are labels.
+final class RandomSampleTests: XCTestCase {
+    func dataset(labels: [UInt8]?) -> Dataset {
+        let n = labels?.count ?? 1000
+        let px = (0..<n).map { UInt8(truncatingIfNeeded: $0) }
+        return Dataset(name: "t", split: "train", images: IDXImages(path: "mem", count: n, rows: 1, cols: 1, pixels: px),
+                       labels: labels.map { IDXLabels(path: "mem", labels: $0) })
+    }
+
+    func testUnlabelledSampleIsSeededSortedDistinctAndNotThePrefix() {
+        let d = dataset(labels: nil)
+        let a = d.randomSample(100, seed: 0), b = d.randomSample(100, seed: 0), c = d.randomSample(100, seed: 1)
+        XCTAssertEqual(a.indices, b.indices)
+        XCTAssertNotEqual(a.indices, c.indices)
+        XCTAssertEqual(a.indices, a.indices.sorted())
+        XCTAssertEqual(Set(a.indices).count, 100)
+        XCTAssertNotEqual(a.indices, Array(0..<100))
+        // Spread over the file: every tenth of it holds some of the sample (a prefix would fill one).
+        let deciles = Set(a.indices.map { $0 / 100 })
+        XCTAssertEqual(deciles.count, 10, "\(a.indices)")
+        XCTAssertEqual(a.dataset.images.pixels, a.indices.map { UInt8(truncatingIfNeeded: $0) })
+        XCTAssertEqual(d.randomSample(0, seed: 0).indices.count, 1000)
+        XCTAssertEqual(d.randomSample(5000, seed: 0).indices.count, 1000)
+    }
+
+    /// A file sorted by class (like binarized MNIST's test set): each class's
+    /// share of the sample is its share of the file, ±1.
+    func testLabelledSampleIsStratifiedInASortedFile() {
+        let sizes = [300, 100, 250, 350]
+        let labels = sizes.enumerated().flatMap { c, n in [UInt8](repeating: UInt8(c), count: n) }
+        let d = dataset(labels: labels)
+        let s = d.randomSample(97, seed: 3)
+        XCTAssertEqual(s.indices.count, 97)
+        let got = (0..<4).map { c in s.dataset.labels!.labels.filter { $0 == c }.count }
+        for (c, n) in sizes.enumerated() {
+            let exact = Double(n) * 97 / 1000
+            XCTAssertLessThanOrEqual(abs(Double(got[c]) - exact), 1, "class \(c): \(got[c]) vs \(exact)")
+        }
+        XCTAssertEqual(s.indices, s.indices.sorted())
+    }
+}

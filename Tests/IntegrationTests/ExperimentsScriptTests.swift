@@ -65,10 +65,10 @@ final class ExperimentsScriptTests: XCTestCase {
                 if let cpus { XCTAssertTrue(words.contains("--cpus-per-task=\(cpus)"), words.joined(separator: " ")) }
             }
         }
-        // The commands docs/RESULTS.md lists too.
-        let results = try String(contentsOfFile: root + "/docs/RESULTS.md", encoding: .utf8)
+        // The commands docs/RESULTS-full-N.md lists too.
+        let results = try String(contentsOfFile: root + "/docs/RESULTS-full-N.md", encoding: .utf8)
         let listed = results.split(separator: "\n").filter { $0.hasPrefix("srun ") }
-        XCTAssertGreaterThanOrEqual(listed.count, 4, "docs/RESULTS.md lists an srun command per experiment")
+        XCTAssertGreaterThanOrEqual(listed.count, 4, "docs/RESULTS-full-N.md lists an srun command per experiment")
         for line in listed {
             let rest = afterSrunOptions(line.split(separator: " ").map(String.init))
             XCTAssertEqual(rest.first, "./.build/release/vaeas-dist", String(line))
@@ -89,9 +89,9 @@ final class ExperimentsScriptTests: XCTestCase {
         }
     }
 
-    /// A validation run (--limit-data) and `report`: the tracked docs/RESULTS.md
+    /// A validation run (--limit-data) and `report`: the tracked docs/RESULTS-full-N.md
     /// stays as it was; the report goes to runs/experiments/REPORT-partial.md,
-    /// unless --out names docs/RESULTS.md. Run in a copy of the repository's
+    /// unless --out names docs/RESULTS-full-N.md. Run in a copy of the repository's
     /// scripts, specs and configs, so the real docs are never at risk.
     func testReportOfPartialRunsDoesNotReplaceTheResults() throws {
         let tmp = CLI.temporaryDirectory("experiments-root")
@@ -108,7 +108,7 @@ final class ExperimentsScriptTests: XCTestCase {
             }
         }
         let sentinel = "# the tracked results\n"
-        try sentinel.write(toFile: tmp + "/docs/RESULTS.md", atomically: true, encoding: .utf8)
+        try sentinel.write(toFile: tmp + "/docs/RESULTS-full-N.md", atomically: true, encoding: .utf8)
         let env = ["VAEAS_BIN": CLI.binary, "OPENBLAS_NUM_THREADS": "1"]
 
         let run = try python(["scripts/experiments.py", "run", "table1", "--rows", "1", "--epochs", "1", "--iw-samples", "2",
@@ -116,8 +116,8 @@ final class ExperimentsScriptTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.output)
         let report = try python(["scripts/experiments.py", "report"], in: tmp, environment: env)
         XCTAssertEqual(report.status, 0, report.output)
-        XCTAssertEqual(try String(contentsOfFile: tmp + "/docs/RESULTS.md", encoding: .utf8), sentinel,
-                       "report of a --limit-data run replaced docs/RESULTS.md: \(report.output)")
+        XCTAssertEqual(try String(contentsOfFile: tmp + "/docs/RESULTS-full-N.md", encoding: .utf8), sentinel,
+                       "report of a --limit-data run replaced docs/RESULTS-full-N.md: \(report.output)")
         XCTAssertFalse(fm.fileExists(atPath: tmp + "/docs/figures"), "figures of a partial report went to docs/figures")
         let partial = try String(contentsOfFile: tmp + "/runs/experiments/REPORT-partial.md", encoding: .utf8)
         XCTAssertTrue(partial.contains("**Partial report**") && partial.contains("table1/1") && partial.contains("--limit-data"),
@@ -125,9 +125,9 @@ final class ExperimentsScriptTests: XCTestCase {
         XCTAssertTrue(report.output.contains("runs/experiments/REPORT-partial.md"), report.output)
 
         // Asked for explicitly, it is written there.
-        let forced = try python(["scripts/experiments.py", "report", "--out", "docs/RESULTS.md"], in: tmp, environment: env)
+        let forced = try python(["scripts/experiments.py", "report", "--out", "docs/RESULTS-full-N.md"], in: tmp, environment: env)
         XCTAssertEqual(forced.status, 0, forced.output)
-        let written = try String(contentsOfFile: tmp + "/docs/RESULTS.md", encoding: .utf8)
+        let written = try String(contentsOfFile: tmp + "/docs/RESULTS-full-N.md", encoding: .utf8)
         XCTAssertTrue(written.hasPrefix("# Results:") && written.contains("**Partial report**"), written)
     }
 }

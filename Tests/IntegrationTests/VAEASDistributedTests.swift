@@ -42,12 +42,22 @@ final class VAEASDistributedTests: XCTestCase {
         try agreement(softmax: "tree", estimator: "fano", tensor: "classifier.tree.weight", shape: [999, 64])
     }
 
-    func agreement(softmax: String, estimator: String, tensor: String, shape: [Int]) throws {
+    /// The #12 levers together (classifier rate and extra classifier steps,
+    /// warm-up + cosine schedule, gradient clipping that binds, KL annealing)
+    /// at 1, 2 and 3 ranks: the same run.
+    func testLeversOneTwoThreeRanksAgree() throws {
+        try agreement(softmax: "full", estimator: "entropy", tensor: "classifier.out.weight", shape: [1000, 64],
+                      extra: ["--set", "train.cls_lr=0.003", "--set", "train.cls_steps=3", "--set", "train.warmup_steps=5",
+                              "--set", "train.lr_schedule=cosine", "--set", "train.clip_grad_norm=20",
+                              "--set", "objective.kl_anneal_steps=10"])
+    }
+
+    func agreement(softmax: String, estimator: String, tensor: String, shape: [Int], extra: [String] = []) throws {
         var runs: [(steps: [[String: Any]], metrics: [[String: Any]], checkpoint: SafeTensorsFile)] = []
         for ranks in [1, 2, 3] {
             let out = CLI.temporaryDirectory("vaeas-agree-\(softmax)-\(ranks)")
             let r = try CLI.run(vaeasArguments(out: out, steps: 20, extra: ["--set", "objective.softmax=\(softmax)",
-                                                                             "--set", "objective.mi_estimator=\(estimator)"]),
+                                                                             "--set", "objective.mi_estimator=\(estimator)"] + extra),
                                 ranks: ranks)
             XCTAssertEqual(r.status, 0, r.output)
             runs.append((try CLI.jsonLines(out + "/steps.jsonl"), try CLI.jsonLines(out + "/metrics.jsonl"),

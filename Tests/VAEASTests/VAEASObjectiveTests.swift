@@ -50,6 +50,100 @@ final class VAEASObjectiveTests: XCTestCase {
         try checkGradients(try trainer(["objective.labels=0", "objective.alpha=2", "objective.beta=0.5"]), label: "V=N")
     }
 
+    /// KL annealing (objective.kl_anneal_steps) scales β only: at factor f the
+    /// gradients are those of recon + βf·KL + (α − βf)·Î, checked against
+    /// finite differences of the annealed objective.
+    func testKLAnnealedGradientsMatchFiniteDifferences() throws {
+        let t = try trainer(["objective.mi_estimator=entropy", "objective.alpha=0.3", "objective.beta=1.7"])
+        t.model.klAnnealFactor = 0.4
+        XCTAssertEqual(t.model.objective.beta, 1.7 * 0.4, accuracy: 1e-12)
+        XCTAssertEqual(t.model.objective.alpha, 0.3)
+        try checkGradients(t, label: "annealed f=0.4")
+    }
+
+    /// The annealed objective is a different objective: its encoder gradient
+    /// differs from the full one's (so the factor really reaches backward).
+    func testKLAnnealingChangesTheEncoderGradient() throws {
+        func encoderGrads(_ f: Double) throws -> [Float] {
+            let t = try trainer(["objective.alpha=0.3", "objective.beta=1.7"])
+            t.model.klAnnealFactor = f
+            _ = batch.withUnsafeBufferPointer { t.computeGradients($0, epoch: 1) }
+            let p = t.model.parameters
+            return Array(UnsafeBufferPointer(start: p.grads, count: t.model.classifierParameterRange.lowerBound))
+        }
+        let full = try encoderGrads(1), half = try encoderGrads(0.5)
+        XCTAssertGreaterThan(zip(full, half).map { abs($0 - $1) }.max()!, 1e-4)
+    }
+
+    /// train.cls_steps: the extra classifier-only passes move only the
+    /// classifier (encoder/decoder bit-identical to cls_steps = 1 after a
+    /// step) and lower its CE on the batch; train.cls_lr likewise leaves the
+    /// VAE's update alone, and cls_lr = lr is bit-identical to the default.
+    func testClassifierStepsAndRateMoveOnlyTheClassifier() throws {
+        func afterOneStep(_ sets: [String]) throws -> (vae: [Float], cls: [Float], out: [Float], ce: Double) {
+            let t = try trainer(["objective.alpha=0.3", "objective.beta=1.7", "train.lr=0.01"] + sets)
+            try batch.withUnsafeBufferPointer { _ = try t($0, epoch: 1) }
+            let p = t.model.parameters, cr = t.model.classifierParameterRange
+            let ce = batch.withUnsafeBufferPointer { t.losses($0, epoch: 1).classifierCE }
+            let out = t.model.classifier!.output.store
+            return (Array(UnsafeBufferPointer(start: p.values, count: cr.lowerBound)),
+                    Array(UnsafeBufferPointer(start: p.values + cr.lowerBound, count: cr.count)),
+                    Array(UnsafeBufferPointer(start: out.values, count: out.count)), ce)
+        }
+        let one = try afterOneStep([]), four = try afterOneStep(["train.cls_steps=4"])
+        XCTAssertEqual(one.vae, four.vae)
+        XCTAssertNotEqual(one.cls, four.cls)
+        XCTAssertNotEqual(one.out, four.out)
+        XCTAssertLessThan(four.ce, one.ce, "three more classifier steps should lower the batch CE")
+        let same = try afterOneStep(["train.cls_lr=0.01"])
+        XCTAssertEqual(same.vae, one.vae); XCTAssertEqual(same.cls, one.cls); XCTAssertEqual(same.out, one.out)
+        let fast = try afterOneStep(["train.cls_lr=0.05"])
+        XCTAssertEqual(fast.vae, one.vae)
+        XCTAssertNotEqual(fast.cls, one.cls)
+        XCTAssertNotEqual(fast.out, one.out)
+    }
+
+    /// train.clip_grad_norm: the step's ‖g‖ (replicated and classifier rows)
+    /// is the norm of the gradients computed, and after clipping the
+    /// gradients that were applied have norm c. A huge c changes nothing.
+    func testGradientClippingScalesTheGlobalNorm() throws {
+        let probe = try trainer(["objective.alpha=0.3", "objective.beta=1.7"])
+        _ = batch.withUnsafeBufferPointer { probe.computeGradients($0, epoch: 1) }
+        func sq(_ s: ParameterStore) -> Double { (0..<s.count).reduce(0.0) { $0 + Double(s.grads[$1]) * Double(s.grads[$1]) } }
+        let norm = (sq(probe.model.parameters) + sq(probe.model.classifier!.output.store)).squareRoot()
+        XCTAssertGreaterThan(norm, 0.1)
+
+        let clipped = try trainer(["objective.alpha=0.3", "objective.beta=1.7", "train.clip_grad_norm=\(norm / 10)"])
+        try batch.withUnsafeBufferPointer { _ = try clipped($0, epoch: 1) }
+        XCTAssertEqual(clipped.lastGradNorm!, norm, accuracy: 1e-6 * norm)
+        let after = (sq(clipped.model.parameters) + sq(clipped.model.classifier!.output.store)).squareRoot()
+        XCTAssertEqual(after, norm / 10, accuracy: 1e-4 * norm)
+
+        let plain = try trainer(["objective.alpha=0.3", "objective.beta=1.7"])
+        let loose = try trainer(["objective.alpha=0.3", "objective.beta=1.7", "train.clip_grad_norm=1e9"])
+        for t in [plain, loose] { try batch.withUnsafeBufferPointer { _ = try t($0, epoch: 1) } }
+        let a = plain.model.parameters, b = loose.model.parameters
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: a.values, count: a.count)),
+                       Array(UnsafeBufferPointer(start: b.values, count: b.count)))
+    }
+
+    /// Warm-up is linear from 0; cosine reaches half at the middle of the
+    /// post-warm-up span and 0 at the end; KL annealing is linear to 1.
+    func testScheduleAndAnnealingFactors() {
+        let w = LearningRateSchedule(warmupSteps: 100, kind: .constant)
+        XCTAssertEqual(w.factor(step: 1, totalSteps: 1000), 0.01, accuracy: 1e-7)
+        XCTAssertEqual(w.factor(step: 50, totalSteps: 1000), 0.5, accuracy: 1e-7)
+        XCTAssertEqual(w.factor(step: 100, totalSteps: 1000), 1)
+        XCTAssertEqual(w.factor(step: 999, totalSteps: 1000), 1)
+        let c = LearningRateSchedule(warmupSteps: 100, kind: .cosine)
+        XCTAssertEqual(c.factor(step: 100, totalSteps: 1100), 1, accuracy: 1e-7)
+        XCTAssertEqual(c.factor(step: 600, totalSteps: 1100), 0.5, accuracy: 1e-6)
+        XCTAssertEqual(c.factor(step: 1100, totalSteps: 1100), 0, accuracy: 1e-7)
+        XCTAssertEqual(klAnnealFactor(step: 25, annealSteps: 100), 0.25)
+        XCTAssertEqual(klAnnealFactor(step: 400, annealSteps: 100), 1)
+        XCTAssertEqual(klAnnealFactor(step: 3, annealSteps: 0), 1)
+    }
+
     func checkGradients(_ t: DataParallelStep, label: String) throws {
         try batch.withUnsafeBufferPointer { b in
             _ = t.computeGradients(b, epoch: 1)

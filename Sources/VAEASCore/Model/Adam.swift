@@ -41,9 +41,7 @@ public final class Adam {
 
     private func advance() -> StepScalars {
         step += 1
-        let bc1 = 1 - Float(Double(beta1).power(step))
-        let bc2 = 1 - Float(Double(beta2).power(step))
-        return StepScalars(stepSize: lr / bc1, invSqrtBc2: 1 / bc2.squareRoot())
+        return scalars(step: step, lr: lr)
     }
 
     /// Starts one sparse optimizer step; pass the result to each `updateSparse` of this step.
@@ -67,11 +65,36 @@ public final class Adam {
     /// split over the rank's cores. Elementwise, so the bits do not depend on
     /// the thread count or the vector width.
     public func update(_ params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>) {
-        let s = advance()
+        apply(params, grads: grads, 0..<count, advance())
+    }
+
+    /// The scalars of step `t` at learning rate `lr`, without advancing the
+    /// optimizer's own count: for a parameter group that keeps its own step
+    /// count and rate (PyTorch's per-group `lr` and per-parameter `step`), such
+    /// as the classifier's with `train.cls_lr` / `train.cls_steps`.
+    public func scalars(step t: Int, lr: Float) -> StepScalars {
+        let bc1 = 1 - Float(Double(beta1).power(t))
+        let bc2 = 1 - Float(Double(beta2).power(t))
+        return StepScalars(stepSize: lr / bc1, invSqrtBc2: 1 / bc2.squareRoot())
+    }
+
+    /// Counts one step of the whole buffer without updating anything (the
+    /// groups were updated through `update(_:grads:range:_:)`).
+    public func countStep() { step += 1 }
+
+    /// The dense rule on the elements `range` only, with the given scalars.
+    public func update(_ params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, range: Range<Int>,
+                       _ scalars: StepScalars) {
+        apply(params, grads: grads, range, scalars)
+    }
+
+    private func apply(_ params: UnsafeMutablePointer<Float>, grads: UnsafePointer<Float>, _ whole: Range<Int>,
+                       _ s: StepScalars) {
         let m = self.m, v = self.v, beta1 = self.beta1, beta2 = self.beta2, eps = self.eps
         // Four streams in, three out: memory-bound, worth a second core from 64 K elements.
-        Parallel.chunks(count, grain: 65_536) { r in
-            ck_adam(params, grads, m, v, r.lowerBound, r.upperBound, beta1, beta2, eps, s.stepSize, s.invSqrtBc2)
+        Parallel.chunks(whole.count, grain: 65_536) { c in
+            ck_adam(params, grads, m, v, whole.lowerBound + c.lowerBound, whole.lowerBound + c.upperBound,
+                    beta1, beta2, eps, s.stepSize, s.invSqrtBc2)
         }
     }
 }
