@@ -102,10 +102,15 @@ public struct TrainingConfig: Equatable, Sendable {
     public let checkpointSteps: Int
     public let checkpointMinutes: Double
     public let keepCheckpoints: Int
+    /// Overlapped bucketed gradient reduction: bucket size in MiB (0 = one blocking allreduce).
+    public let bucketMB: Double
+    /// 1 = ZeRO stage 1 (optimizer state sharded over ranks).
+    public let zeroStage: Int
 
     public init(epochs: Int, batch: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, seed: Int, samples: Int,
                 maxSteps: Int, logEvery: Int, checkpointEvery: Int, checkpointSteps: Int = 0, checkpointMinutes: Double = 0,
-                keepCheckpoints: Int = 3) {
+                keepCheckpoints: Int = 3, bucketMB: Double = 0, zeroStage: Int = 0) {
+        self.bucketMB = bucketMB; self.zeroStage = zeroStage
         self.epochs = epochs; self.batch = batch; self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
         self.seed = seed; self.samples = samples; self.maxSteps = maxSteps; self.logEvery = logEvery
         self.checkpointEvery = checkpointEvery; self.checkpointSteps = checkpointSteps
@@ -252,7 +257,8 @@ public struct TrainConfig: Equatable, Sendable {
                        seed: int("train.seed"), samples: int("train.samples"), maxSteps: int("train.max_steps"),
                        logEvery: int("train.log_every"), checkpointEvery: int("train.checkpoint_every"),
                        checkpointSteps: int("train.checkpoint_steps"), checkpointMinutes: float("train.checkpoint_minutes"),
-                       keepCheckpoints: int("train.keep_checkpoints"))
+                       keepCheckpoints: int("train.keep_checkpoints"), bucketMB: float("train.bucket_mb"),
+                       zeroStage: int("train.zero_stage"))
     }
 
     public var eval: EvalConfig {

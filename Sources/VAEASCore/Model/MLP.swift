@@ -37,20 +37,30 @@ public final class MLP {
         precondition(rows <= capacity, "MLP: \(rows) rows exceed capacity \(capacity)")
         var x = input
         for (k, layer) in layers.enumerated() {
+            let t = Trace.now()
             layer.forward(outputs[k], x, rows: rows, params: params)
             if activated(k) { Kernels.activationForward(activation, outputs[k], count: rows * layer.outFeatures) }
             x = UnsafePointer(outputs[k])
+            Trace.complete("\(layer.name) forward", "forward", since: t)
         }
     }
 
     /// Backward from `dout` (gradient wrt the MLP's output; overwritten) to the
     /// parameters (unless `grads` is nil), and to `dinput` when given.
+    /// `layerDone` is called after each layer's parameter gradients are
+    /// complete, last layer first (the overlapped gradient reduction's hook).
     public func backward(dout: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int,
                          params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>?,
-                         dinput: UnsafeMutablePointer<Float>?, accumulateInput: Bool = false) {
+                         dinput: UnsafeMutablePointer<Float>?, accumulateInput: Bool = false,
+                         layerDone: ((Linear) -> Void)? = nil) {
         var d = dout
         for k in stride(from: layers.count - 1, through: 0, by: -1) {
             let layer = layers[k]
+            let t = Trace.now()
+            defer {
+                Trace.complete("\(layer.name) backward", "backward", since: t)
+                layerDone?(layer)
+            }
             if activated(k) {
                 Kernels.activationBackward(activation, d, output: outputs[k], count: rows * layer.outFeatures)
             }
