@@ -88,6 +88,22 @@ final class ScalingTests: XCTestCase {
         }
     }
 
+    /// A rank killed while buckets may be in flight: the job ends, it does not hang.
+    func testKilledRankWithBucketsInFlightEndsTheJob() throws {
+        for mode in ["train.bucket_mb=0.01", "train.zero_stage=1"] {
+            let out = CLI.temporaryDirectory("bucket-kill")
+            let job = try BackgroundJob(smallArguments(out: out, extra: ["--set", mode, "--set", "data.limit=5000",
+                                                                         "--set", "train.epochs=400"]), ranks: 2)
+            XCTAssertTrue(job.waitForFile(out + "/metrics.jsonl", nonEmpty: true, timeout: 60), "\(mode): the run did not start")
+            let victim = try XCTUnwrap(job.rankPIDs(matching: out).last)
+            let t0 = Date()
+            kill(victim, SIGKILL)
+            let r = job.wait(timeout: 60)
+            XCTAssertNotEqual(r.status, 0)
+            XCTAssertLessThan(Date().timeIntervalSince(t0), 20, "\(mode): the job must end, not hang: \(r.output)")
+        }
+    }
+
     // MARK: - ZeRO stage 1
 
     /// Sharded Adam state: the 1-rank model exactly, the same-P blocking model
