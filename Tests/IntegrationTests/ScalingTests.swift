@@ -136,6 +136,33 @@ final class ScalingTests: XCTestCase {
         XCTAssertEqual(try file.shape(of: "decoder.out.weight.exp_avg"), [784, 64])
     }
 
+    // MARK: - the harness
+
+    /// `scripts/scaling.py run --quick` end to end (the full softmax at P = 1, 2,
+    /// strong and weak): the points, their per-phase breakdown from the timelines,
+    /// the Markdown table and the PNGs, the 2-rank timeline's among them.
+    func testScalingHarnessQuickWritesTableAndPlots() throws {
+        let out = CLI.temporaryDirectory("scaling")
+        let r = try CLI.run(["python3", CLI.repositoryRoot.appendingPathComponent("scripts/scaling.py").path, "run", "--quick",
+                             "--models", "full", "--data-dir", CLI.sharedData, "--out", out],
+                            timeout: 300, executable: "/usr/bin/env", environment: ["VAEAS_BIN": CLI.binary])
+        XCTAssertEqual(r.status, 0, r.output)
+        let points = try CLI.jsonLines(out + "/points.jsonl")
+        XCTAssertEqual(points.map { "\($0["mode"]!) \($0["P"]!)" }, ["strong 1", "strong 2", "weak 1", "weak 2"])
+        for p in points {
+            let phases = try XCTUnwrap(p["phases_ms"] as? [String: Double])
+            XCTAssertGreaterThan(phases["forward"] ?? 0, 0)
+            XCTAssertGreaterThan(phases["classifier"] ?? 0, 0)
+        }
+        let md = try String(contentsOfFile: out + "/SCALING.md", encoding: .utf8)
+        XCTAssertTrue(md.contains("| strong | full | 10000 | 2 |"), md)
+        if r.stdout.contains("matplotlib missing") { throw XCTSkip("python3 has no matplotlib: the table was checked, not the PNGs") }
+        for png in ["strong.png", "weak.png", "bytes_vs_V.png", "timeline_2ranks.png"] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: out + "/" + png))
+            XCTAssertEqual(Array(data.prefix(4)), [0x89, 0x50, 0x4E, 0x47], png)
+        }
+    }
+
     // MARK: - bench
 
     func testBenchReportsExposedAndTotalCommunication() throws {
