@@ -53,6 +53,9 @@ struct Bench: ParsableCommand {
         for s in softmax.flatMap({ $0.split(separator: ",") }) where SoftmaxKind(rawValue: String(s)) == nil {
             throw ValidationError("--softmax: '\(s)' is not one of " + SoftmaxKind.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        if labels != nil && timelineOptions.timeline != nil {
+            throw ValidationError("--timeline times training steps; it does not apply to the --labels sweep")
+        }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
     }
