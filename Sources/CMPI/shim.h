@@ -14,6 +14,7 @@ static inline MPI_Op vaeas_mpi_max(void) { return MPI_MAX; }
 static inline MPI_Op vaeas_mpi_min(void) { return MPI_MIN; }
 static inline void *vaeas_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline int vaeas_mpi_success(void) { return MPI_SUCCESS; }
+static inline MPI_Status *vaeas_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }
 static inline int vaeas_mpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 
 #endif

@@ -117,13 +117,18 @@ public struct TrainingConfig: Equatable, Sendable {
     public let lrSchedule: LRSchedule
     /// Global gradient-norm clip (0 = off).
     public let clipGradNorm: Double
+    /// Overlapped bucketed gradient reduction: bucket size in MiB (0 = one blocking allreduce).
+    public let bucketMB: Double
+    /// 1 = ZeRO stage 1 (optimizer state sharded over ranks).
+    public let zeroStage: Int
 
     public init(epochs: Int, batch: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, seed: Int, samples: Int,
                 maxSteps: Int, logEvery: Int, checkpointEvery: Int, checkpointSteps: Int = 0, checkpointMinutes: Double = 0,
                 keepCheckpoints: Int = 3, clsLR: Double = 0, clsSteps: Int = 1, warmupSteps: Int = 0,
-                lrSchedule: LRSchedule = .constant, clipGradNorm: Double = 0) {
+                lrSchedule: LRSchedule = .constant, clipGradNorm: Double = 0, bucketMB: Double = 0, zeroStage: Int = 0) {
         self.clsLR = clsLR; self.clsSteps = clsSteps; self.warmupSteps = warmupSteps; self.lrSchedule = lrSchedule
         self.clipGradNorm = clipGradNorm
+        self.bucketMB = bucketMB; self.zeroStage = zeroStage
         self.epochs = epochs; self.batch = batch; self.lr = lr; self.beta1 = beta1; self.beta2 = beta2; self.eps = eps
         self.seed = seed; self.samples = samples; self.maxSteps = maxSteps; self.logEvery = logEvery
         self.checkpointEvery = checkpointEvery; self.checkpointSteps = checkpointSteps
@@ -228,6 +233,7 @@ public struct TrainConfig: Equatable, Sendable {
 
     /// Cross-key checks, run once all overrides are applied.
     public func validate() throws {
+        try Self.checkZeroCompatible(train)
         let o = objective
         // Only the vaeas objective uses the label softmax; for a plain VAE these keys are inert.
         if o.kind == .vaeas && o.softmax == .tree && o.miEstimator.needsAllProbabilities {
@@ -237,6 +243,17 @@ public struct TrainConfig: Equatable, Sendable {
                     + "the tree softmax does not give the label entropy; use objective.mi_estimator=ce or fano, "
                     + "or objective.softmax=full",
                 selfContained: true)
+        }
+    }
+
+    /// ZeRO stage 1 shards the replicated parameters' Adam state by position; the classifier-only steps
+    /// (`train.cls_steps` > 1) update the classifier's group outside that scheme, so the two are refused together.
+    static func checkZeroCompatible(_ t: TrainingConfig) throws {
+        if t.zeroStage == 1 && t.clsSteps > 1 {
+            throw ConfigError(key: "train.cls_steps", source: nil,
+                              message: "train.cls_steps > 1 is not supported with train.zero_stage=1 (the classifier-only "
+                                  + "steps update the classifier's hidden layers outside the ZeRO slices); use zero_stage 0",
+                              selfContained: true)
         }
     }
 
@@ -288,7 +305,8 @@ public struct TrainConfig: Equatable, Sendable {
                        checkpointSteps: int("train.checkpoint_steps"), checkpointMinutes: float("train.checkpoint_minutes"),
                        keepCheckpoints: int("train.keep_checkpoints"), clsLR: float("train.cls_lr"),
                        clsSteps: int("train.cls_steps"), warmupSteps: int("train.warmup_steps"),
-                       lrSchedule: choice("train.lr_schedule"), clipGradNorm: float("train.clip_grad_norm"))
+                       lrSchedule: choice("train.lr_schedule"), clipGradNorm: float("train.clip_grad_norm"),
+                       bucketMB: float("train.bucket_mb"), zeroStage: int("train.zero_stage"))
     }
 
     public var eval: EvalConfig {

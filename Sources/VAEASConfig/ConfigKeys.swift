@@ -63,6 +63,10 @@ enum KeyTable {
         .float("train.checkpoint_minutes", 0, min: 0,
                "Minutes between training-state checkpoints (rank 0's clock, agreed at a step boundary); 0 = off."),
         .int("train.keep_checkpoints", 3, min: 0, "Training-state checkpoints kept (the newest); 0 = keep all."),
+        .float("train.bucket_mb", 0, min: 0,
+               "Gradient buckets (MiB) reduced with MPI_Iallreduce while backward runs (DDP's bucket_cap_mb); 0 = one blocking allreduce after backward."),
+        .int("train.zero_stage", 0, min: 0, max: 1,
+             "1 = shard the replicated parameters' Adam state over ranks (ZeRO stage 1): reduce-scatter, update a slice, allgather."),
 
         .int("eval.every", 1, min: 0, "Epochs between test-set evaluations; 0 = never."),
         .int("eval.batch", 500, min: 1, "Evaluation batch size."),

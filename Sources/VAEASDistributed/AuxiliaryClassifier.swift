@@ -49,21 +49,28 @@ public final class AuxiliaryClassifier {
             hidden.forward(z, rows: localRows, params: params)
             h = UnsafePointer(hidden.output)
         }
-        output.forward(hLocal: h, localRows: localRows, targets: targets, batch: batch, samples: samples)
+        Trace.span("classifier output layer forward", "classifier") {
+            output.forward(hLocal: h, localRows: localRows, targets: targets, batch: batch, samples: samples)
+        }
     }
 
     /// Backward: CE (scaled by `ceScale`) into ω; Ĥ (scaled by `miScale`) into
-    /// `dz` when miScale ≠ 0. Returns whether `dz` was written.
+    /// `dz` when miScale ≠ 0. Returns whether `dz` was written. `layerDone`:
+    /// called per hidden layer once its gradients are complete.
     @discardableResult
     public func backward(z: UnsafePointer<Float>, localRows: Int, ceScale: Float, miScale: Float,
-                         estimator: MIEstimator, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>) -> Bool {
-        output.backward(ceScale: ceScale, miScale: miScale, estimator: estimator)
+                         estimator: MIEstimator, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
+                         layerDone: ((Linear) -> Void)? = nil) -> Bool {
+        Trace.span("classifier output layer backward", "classifier") {
+            output.backward(ceScale: ceScale, miScale: miScale, estimator: estimator)
+        }
         let dH = output.rowGather
         guard let hidden else {
             if miScale != 0 { dz.update(from: dH.dHiddenMI, count: localRows * latent) }
             return miScale != 0
         }
-        hidden.backward(dout: dH.dHiddenCE, input: z, rows: localRows, params: params, grads: grads, dinput: nil)
+        hidden.backward(dout: dH.dHiddenCE, input: z, rows: localRows, params: params, grads: grads, dinput: nil,
+                        layerDone: layerDone)
         if miScale != 0 {
             hidden.backward(dout: dH.dHiddenMI, input: z, rows: localRows, params: params, grads: nil, dinput: dz)
         }

@@ -31,6 +31,38 @@ public protocol Communicator: AnyObject {
     /// `buffer` on every rank becomes root's.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int)
     func barrier()
+
+    /// Starts an elementwise sum over ranks in place without waiting
+    /// (MPI_Iallreduce): `buffer` must not be read or written until `wait`.
+    /// Every rank starts the same requests in the same order. A default
+    /// implementation reduces at once and returns a completed request.
+    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) -> CollectiveRequest
+    /// Whether `request` has completed; also drives progress (Open MPI advances
+    /// a nonblocking collective only inside MPI calls), so poll it between work.
+    func test(_ request: CollectiveRequest) -> Bool
+    /// Blocks until `request` has completed.
+    func wait(_ request: CollectiveRequest)
+}
+
+/// A nonblocking collective in flight (an MPI_Request for `MPICommunicator`).
+public final class CollectiveRequest {
+    /// The implementation's handle (MPI_Request), nil once complete.
+    public var handle: OpaquePointer?
+    public var isComplete: Bool
+    /// Elements and bytes reduced (for the timeline and `bench`).
+    public let count: Int
+    public init(handle: OpaquePointer?, isComplete: Bool, count: Int) {
+        self.handle = handle; self.isComplete = isComplete; self.count = count
+    }
+}
+
+extension Communicator {
+    public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) -> CollectiveRequest {
+        allreduceSum(buffer)
+        return CollectiveRequest(handle: nil, isComplete: true, count: buffer.count)
+    }
+    public func test(_ request: CollectiveRequest) -> Bool { request.isComplete }
+    public func wait(_ request: CollectiveRequest) { request.isComplete = true }
 }
 
 /// Per-rank element counts and their offsets, computed once outside the step

@@ -106,6 +106,31 @@ public final class MPICommunicator: Communicator {
     }
 
     public func barrier() { check(MPI_Barrier(comm), "MPI_Barrier") }
+
+    public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) -> CollectiveRequest {
+        guard size > 1, !buffer.isEmpty else { return CollectiveRequest(handle: nil, isComplete: true, count: buffer.count) }
+        var request: MPI_Request? = nil
+        check(MPI_Iallreduce(vaeas_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), vaeas_mpi_float(),
+                             vaeas_mpi_sum(), comm, &request), "MPI_Iallreduce")
+        return CollectiveRequest(handle: request, isComplete: false, count: buffer.count)
+    }
+
+    public func test(_ request: CollectiveRequest) -> Bool {
+        if request.isComplete { return true }
+        var request_: MPI_Request? = request.handle
+        var flag: Int32 = 0
+        check(MPI_Test(&request_, &flag, vaeas_mpi_status_ignore()), "MPI_Test")
+        if flag != 0 { request.isComplete = true; request.handle = nil }
+        return flag != 0
+    }
+
+    public func wait(_ request: CollectiveRequest) {
+        if request.isComplete { return }
+        var request_: MPI_Request? = request.handle
+        check(MPI_Wait(&request_, vaeas_mpi_status_ignore()), "MPI_Wait")
+        request.isComplete = true
+        request.handle = nil
+    }
 }
 
 public struct MPIError: Error, CustomStringConvertible {

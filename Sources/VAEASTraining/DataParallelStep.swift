@@ -68,8 +68,17 @@ public final class DataParallelStep {
     public let comm: TimedCommunicator
     public let feed: DataFeed
     public let noise: NoiseSource
+    /// Adam over the replicated parameters: all of them, or with ZeRO stage 1
+    /// this rank's slice `optimizerSlice` of the flat buffer.
     public let optimizer: Adam
     public let settings: OptimizerSettings
+    /// How the replicated gradients are reduced (`train.bucket_mb`, `train.zero_stage`).
+    public let reduction: GradientReduction
+    /// The replicated parameters this rank's optimizer updates: all of them,
+    /// or with ZeRO stage 1 block `rank` of a contiguous split over ranks.
+    public let optimizerSlice: Range<Int>
+    /// `--timeline`: starts and stops recording at its window's steps.
+    public var timeline: TimelineWriter?
     /// Optimizer steps taken (restored on resume).
     public internal(set) var globalStep = 0
     /// Adam steps of the classifier's group (its hidden layers; the output
@@ -101,8 +110,15 @@ public final class DataParallelStep {
     /// This rank's inputs: x (capacity × input) and ε (capacity·L × D).
     private let x: UnsafeMutablePointer<Float>
     private let eps: UnsafeMutablePointer<Float>
+    /// Bucketed reduction: the buckets and this step's requests.
+    private let buckets: GradientBuckets?
+    /// ZeRO stage 1: this rank's reduced gradient slice, and its parameters' copy for the allgather.
+    private let sliceGrads: UnsafeMutablePointer<Float>?
+    private let sliceSend: UnsafeMutablePointer<Float>?
+    private let sliceCounts: RankCounts
 
-    public init(model: VAEASModel, feed: DataFeed, settings: OptimizerSettings) {
+    public init(model: VAEASModel, feed: DataFeed, settings: OptimizerSettings,
+                reduction: GradientReduction = GradientReduction()) {
         self.model = model
         guard let timed = model.comm as? TimedCommunicator else {
             preconditionFailure("DataParallelStep: build the model over a TimedCommunicator")
@@ -110,11 +126,27 @@ public final class DataParallelStep {
         comm = timed
         self.feed = feed
         self.settings = settings
+        self.reduction = reduction
         noise = NoiseSource(seed: model.spec.seed, latent: model.spec.shape.latent, samples: model.samples)
-        optimizer = Adam(count: model.parameters.count, lr: settings.lr, beta1: settings.beta1, beta2: settings.beta2,
+        let count = model.parameters.count
+        let split = BlockPartition(total: count, parts: timed.size)
+        sliceCounts = split.rankCounts()
+        optimizerSlice = reduction.zeroStage == 1 ? split.range(timed.rank) : 0..<count
+        optimizer = Adam(count: optimizerSlice.count, lr: settings.lr, beta1: settings.beta1, beta2: settings.beta2,
                          eps: settings.eps)
         x = arena.floats(model.localCapacity * feed.dimension)
         eps = arena.floats(model.localCapacity * model.samples * model.spec.shape.latent)
+        if reduction.zeroStage == 1 {
+            sliceGrads = arena.floats(max(optimizerSlice.count, 1))
+            sliceSend = arena.floats(max(optimizerSlice.count, 1))
+            buckets = nil
+        } else {
+            sliceGrads = nil
+            sliceSend = nil
+            buckets = reduction.bucketMB > 0
+                ? GradientBuckets(table: model.table, store: model.parameters, bucketBytes: Int(reduction.bucketMB * 1_048_576))
+                : nil
+        }
     }
 
     /// Builds, initialises and wraps the model of `config` over `train`.
@@ -129,7 +161,8 @@ public final class DataParallelStep {
                                    localCapacity: localCapacity, trainSet: train, comm: TimedCommunicator(comm))
         model.initialize()
         let feed = DataFeed(dataset: train, binarization: config.data.binarize, seed: spec.seed)
-        return DataParallelStep(model: model, feed: feed, settings: OptimizerSettings(config.train))
+        return DataParallelStep(model: model, feed: feed, settings: OptimizerSettings(config.train),
+                                reduction: GradientReduction(config.train))
     }
 
     public var batchSize: Int { model.batchCapacity }
@@ -143,6 +176,9 @@ public final class DataParallelStep {
     /// One optimizer step on the global batch `batch` (global sample indices).
     @discardableResult
     public func callAsFunction(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) throws -> StepStats {
+        timeline?.beginStep(globalStep + 1)
+        let stepStart = Trace.now()
+        defer { Trace.complete("step \(globalStep)", "step", since: stepStart) }
         // KL annealing and the schedule are functions of the step about to be taken.
         let t = globalStep + 1
         model.klAnnealFactor = klAnnealFactor(step: t, annealSteps: klAnnealSteps)
@@ -158,8 +194,13 @@ public final class DataParallelStep {
         // and the replicated part of ‖∇‖² that steps.jsonl reports, in one pass.
         // It stays a pass of its own before Adam: folded into Adam's pass, a
         // non-finite gradient would already have changed the parameters when
-        // the step stops.
-        replicatedGradientSquares = Kernels.sumOfSquares(p.grads, count: p.count)
+        // the step stops. With ZeRO each rank holds only its reduced slice, so
+        // the slices' squares are summed over ranks (one Double).
+        if let sliceGrads {
+            replicatedGradientSquares = comm.sum([Kernels.sumOfSquares(sliceGrads, count: optimizerSlice.count)])[0]
+        } else {
+            replicatedGradientSquares = Kernels.sumOfSquares(p.grads, count: p.count)
+        }
         if !(replicatedGradientSquares + shardSum).isFinite {
             throw NonFiniteError(epoch: epoch, step: globalStep, what: "gradient")
         }
@@ -170,18 +211,37 @@ public final class DataParallelStep {
         lastClassifierLR = s.classifierLR * f
         lastGradNorm = nil
         if s.clipGradNorm > 0 { clipGradients(maxNorm: s.clipGradNorm) }
-        // Two parameter groups (PyTorch's param_groups): the encoder and decoder,
-        // and the classifier's hidden layers with their own rate and step count.
-        // The rule is elementwise, so with one rate and one count this is
-        // bit-identical to one update over the whole buffer.
-        let cr = model.classifierParameterRange
-        optimizer.countStep()
-        optimizer.update(p.values, grads: p.grads, range: 0..<cr.lowerBound,
-                         optimizer.scalars(step: optimizer.step, lr: lastLR))
-        classifierAdamStep += 1
-        optimizer.update(p.values, grads: p.grads, range: cr, optimizer.scalars(step: classifierAdamStep, lr: lastClassifierLR))
-        phases.optimizer += clock.lap()
-        model.classifier?.output.applyUpdate(lr: lastClassifierLR, beta1: s.beta1, beta2: s.beta2, eps: s.eps)
+        Trace.span("optimizer (Adam, \(optimizerSlice.count) parameters)", "optimizer") {
+            // Two parameter groups (PyTorch's param_groups): the encoder and decoder,
+            // and the classifier's hidden layers with their own rate and step count.
+            // The rule is elementwise, so with one rate and one count this is
+            // bit-identical to one update over the whole buffer (or slice).
+            optimizer.countStep()
+            classifierAdamStep += 1
+            let vae = optimizer.scalars(step: optimizer.step, lr: lastLR)
+            let cls = optimizer.scalars(step: classifierAdamStep, lr: lastClassifierLR)
+            let cr = model.classifierParameterRange
+            // This rank's slice of the flat buffer (all of it without ZeRO), and the groups' parts of it.
+            let lo = optimizerSlice.lowerBound, hi = optimizerSlice.upperBound
+            let vaePart = 0..<max(0, min(cr.lowerBound, hi) - lo)
+            let clsPart = max(0, cr.lowerBound - lo)..<max(0, min(cr.upperBound, hi) - lo)
+            let grads = sliceGrads.map { UnsafePointer($0) } ?? UnsafePointer(p.grads)
+            optimizer.update(p.values + lo, grads: grads, range: vaePart, vae)
+            optimizer.update(p.values + lo, grads: grads, range: clsPart, cls)
+            phases.optimizer += clock.lap()
+            if let sliceSend {
+                let n = optimizerSlice.count
+                sliceSend.update(from: p.values + lo, count: n)
+                comm.labeled("ZeRO parameter allgather") {
+                    comm.allgatherv(send: UnsafeBufferPointer(start: sliceSend, count: n), receive: p.valueBuffer,
+                                    counts: sliceCounts)
+                }
+                phases.communication += clock.lap()
+            }
+        }
+        Trace.span("classifier output layer optimizer", "optimizer") {
+            model.classifier?.output.applyUpdate(lr: lastClassifierLR, beta1: s.beta1, beta2: s.beta2, eps: s.eps)
+        }
         phases.classifierOptimizer += clock.lap()
         if model.classifier != nil {
             for _ in 1..<max(1, s.classifierSteps) { try classifierOnlyStep(batch, epoch: epoch) }
@@ -190,7 +250,7 @@ public final class DataParallelStep {
     }
 
     /// torch.nn.utils.clip_grad_norm_: the global ‖g‖₂ over the replicated
-    /// gradient (the same on every rank after the allreduce) and every rank's
+    /// gradient (the same on every rank after the reduction) and every rank's
     /// classifier rows; all gradients scaled by min(1, c / (‖g‖ + 10⁻⁶)).
     private func clipGradients(maxNorm: Double) {
         let p = model.parameters
@@ -201,19 +261,29 @@ public final class DataParallelStep {
         let scale = maxNorm / (norm + 1e-6)
         guard scale < 1 else { return }
         let c = Float(scale)
-        for i in 0..<p.count { p.grads[i] *= c }
+        if let sliceGrads {
+            for i in 0..<optimizerSlice.count { sliceGrads[i] *= c }
+        } else {
+            for i in 0..<p.count { p.grads[i] *= c }
+        }
         if let shard { for i in 0..<shard.count { shard.grads[i] *= c } }
     }
 
     /// One classifier-only update (`train.cls_steps` > 1) on the step's batch:
     /// z re-encoded with the updated encoder, the classifier's CE gradient,
     /// reduced over ranks (its hidden layers only), checked, and applied.
+    /// (Not with ZeRO: `TrainConfig.validate` refuses that combination.)
     private func classifierOnlyStep(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) throws {
+        precondition(sliceGrads == nil, "train.cls_steps > 1 with ZeRO")
         let local = shard(batch)
         model.classifierOnlyPass(x: x, eps: eps, n: local.count, batch: batch, times: &phases)
         var clock = PhaseClock()
         let p = model.parameters, cr = model.classifierParameterRange
-        if !cr.isEmpty { comm.allreduceSum(UnsafeMutableBufferPointer(rebasing: p.gradBuffer[cr])) }
+        if !cr.isEmpty {
+            comm.labeled("classifier gradient allreduce") {
+                comm.allreduceSum(UnsafeMutableBufferPointer(rebasing: p.gradBuffer[cr]))
+            }
+        }
         let total = comm.sum([model.shardGradientSum()])[0] + Kernels.sum(p.grads + cr.lowerBound, count: cr.count)
         phases.communication += clock.lap()
         if !total.isFinite { throw NonFiniteError(epoch: epoch, step: globalStep, what: "classifier gradient") }
@@ -224,6 +294,42 @@ public final class DataParallelStep {
         model.classifier?.output.applyUpdate(lr: lastClassifierLR, beta1: s.beta1, beta2: s.beta2, eps: s.eps)
         phases.classifierOptimizer += clock.lap()
     }
+
+    /// The replicated parameters' Adam moments, whole (in parameter order):
+    /// this rank's own without ZeRO; gathered to `root` with it (nil elsewhere). Collective with ZeRO.
+    public func fullMoments(root: Int = 0) -> (m: [Float], v: [Float])? {
+        let count = model.parameters.count
+        guard reduction.zeroStage == 1 else {
+            guard comm.rank == root else { return nil }
+            return (Array(UnsafeBufferPointer(start: optimizer.m, count: count)),
+                    Array(UnsafeBufferPointer(start: optimizer.v, count: count)))
+        }
+        var m = [Float](repeating: 0, count: comm.rank == root ? count : 0), v = m
+        let n = optimizerSlice.count
+        m.withUnsafeMutableBufferPointer {
+            comm.gatherv(send: UnsafeBufferPointer(start: optimizer.m, count: n), receive: $0, counts: sliceCounts, root: root)
+        }
+        v.withUnsafeMutableBufferPointer {
+            comm.gatherv(send: UnsafeBufferPointer(start: optimizer.v, count: n), receive: $0, counts: sliceCounts, root: root)
+        }
+        return comm.rank == root ? (m, v) : nil
+    }
+
+    /// Restores Adam from whole moments (a checkpoint): this rank keeps its slice.
+    public func restoreOptimizer(step: Int, m: [Float], v: [Float]) {
+        let r = optimizerSlice
+        m.withUnsafeBufferPointer { mp in
+            v.withUnsafeBufferPointer { vp in
+                optimizer.restore(step: step, m: mp.baseAddress! + r.lowerBound, v: vp.baseAddress! + r.lowerBound)
+            }
+        }
+    }
+
+    /// Gradient buckets (0: one blocking allreduce or ZeRO's reduce-scatter).
+    public var bucketCount: Int { buckets?.ranges.count ?? 0 }
+
+    /// Bytes of the replicated parameters' optimizer state on this rank (Adam's two moments).
+    public var optimizerStateBytes: Int { 8 * optimizerSlice.count }
 
     /// Forward and backward on the global batch, gradients reduced over ranks:
     /// `model.parameters.grads` holds ∂L_φθ/∂(φ, θ) for the encoder and decoder
@@ -238,20 +344,59 @@ public final class DataParallelStep {
         model.zeroGrads()
         // Every rank runs every call below, even with n = 0 (a short last batch
         // over many ranks): the classifier's collectives need all of them.
-        feed.fill(x, indices: local, epoch: epoch)
-        noise.fill(eps, indices: local, epoch: epoch)
+        Trace.span("data", "data") {
+            feed.fill(x, indices: local, epoch: epoch)
+            noise.fill(eps, indices: local, epoch: epoch)
+        }
         phases.data += clock.lap()
         let scale = 1 / Float(b)
-        var stats = model.forward(x: x, eps: eps, n: n, batch: batch, gradScale: scale, times: &phases)
-        model.backward(x: x, eps: eps, n: n, gradScale: scale, times: &phases)
-        // forward and backward added their own laps to `phases`: restart here, so they are not counted twice.
+        var stats = Trace.span("forward", "forward") {
+            model.forward(x: x, eps: eps, n: n, batch: batch, gradScale: scale, times: &phases)
+        }
+        // The model books its own forward, backward, classifier and classifier-collective times.
         _ = clock.lap()
+        let f0 = comm.inFlightSeconds
+        if let buckets {
+            buckets.begin()
+            Trace.span("backward", "backward") {
+                model.backward(x: x, eps: eps, n: n, gradScale: scale, times: &phases) { layer in
+                    buckets.ready(layer, comm: self.comm)
+                }
+            }
+        } else {
+            Trace.span("backward", "backward") { model.backward(x: x, eps: eps, n: n, gradScale: scale, times: &phases) }
+        }
         // The partitioned rows' gradients are local: their finiteness joins the step's sums.
-        let shardSum = model.shardGradientSum()
-        phases.backward += clock.lap()
-        comm.allreduceSum(model.parameters.gradBuffer)
+        var shardSum = model.shardGradientSum()
+        // Buckets started (and polled) during backward: the model's clock booked that as backward.
+        let inBackward = buckets?.secondsInBackward ?? 0
+        phases.backward += clock.lap() - inBackward
+        phases.gradientExposed += inBackward
+        phases.communication += inBackward
+        let r0 = comm.seconds
+        Trace.span("gradient reduction", "communication") {
+            if let buckets {
+                buckets.finish(comm: comm)
+            } else if let sliceGrads {
+                let p = model.parameters
+                comm.labeled("ZeRO gradient reduce-scatter") {
+                    comm.reduceScatterv(send: UnsafeBufferPointer(p.gradBuffer),
+                                        receive: UnsafeMutableBufferPointer(start: sliceGrads, count: optimizerSlice.count),
+                                        counts: sliceCounts)
+                }
+                shardSum += Kernels.sum(sliceGrads, count: optimizerSlice.count)
+            } else {
+                comm.labeled("gradient allreduce") { comm.allreduceSum(model.parameters.gradBuffer) }
+            }
+        }
+        phases.gradientExposed += comm.seconds - r0
+        // Blocking: in flight = exposed; bucketed: each bucket's start to the poll or wait that saw it done.
+        phases.gradientInFlight += buckets == nil ? comm.seconds - r0 : comm.inFlightSeconds - f0
+        phases.gradientBytes += 4 * model.parameters.count
         var sums = (stats.recon, stats.kl, shardSum, requestStop ? 1.0 : 0, requestCheckpoint ? 1.0 : 0)
-        withUnsafeMutableBytes(of: &sums) { raw in comm.allreduceSum(raw.bindMemory(to: Double.self)) }
+        comm.labeled("loss sums and stop/checkpoint flags") {
+            withUnsafeMutableBytes(of: &sums) { raw in comm.allreduceSum(raw.bindMemory(to: Double.self)) }
+        }
         phases.communication += clock.lap()
         stats.recon = sums.0
         stats.kl = sums.1

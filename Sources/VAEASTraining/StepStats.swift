@@ -32,6 +32,12 @@ public struct PhaseTimes: Sendable {
     public var classifierCommunication = 0.0
     /// The output layer's optimizer update (dense Adam for the full softmax, sparse for the tree).
     public var classifierOptimizer = 0.0
+    /// The replicated gradients' reduction: time this rank spent in its calls
+    /// (exposed: not hidden behind compute; part of `communication`), and time
+    /// from each reduction's start to its observed completion (in flight; the
+    /// same as exposed for the blocking allreduce). Bytes: the reduced buffer's size.
+    public var gradientExposed = 0.0, gradientInFlight = 0.0
+    public var gradientBytes = 0
     public init() {}
     public var all: [(String, Double)] {
         [("data", data), ("forward", forward), ("backward", backward), ("classifier", classifier),

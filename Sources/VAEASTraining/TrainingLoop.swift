@@ -120,7 +120,7 @@ public final class TrainingLoop {
             var evalSeconds = 0.0
             if evalDue, let testFeed {
                 let e0 = Date()
-                evaluate(testFeed, into: &record)
+                Trace.span("evaluation", "evaluation") { evaluate(testFeed, into: &record) }
                 evalSeconds = Date().timeIntervalSince(e0)
             }
             guard step.replicasIdentical() else { throw ReplicaDivergenceError(epoch: epoch) }
@@ -136,11 +136,13 @@ public final class TrainingLoop {
             // Gathering the partitioned rows is collective; only rank 0 writes.
             metadata.epoch = epoch
             metadata.step = step.globalStep
+            let t0 = Trace.now()
             let writer = checkpointDue && (output != nil || comm.size > 1) ? try model.checkpointWriter(metadata: metadata) : nil
             _ = try comm.rootOnly {
                 try output?.appendMetrics(record)
                 if let writer, let output { try writer.write(to: output.checkpointPath) }
             }
+            if checkpointDue { Trace.complete("model checkpoint (model.safetensors)", "checkpoint", since: t0) }
             progress?.epochDone(record, epochs: t.epochs)
             if checkpointDue && !stop {
                 position = TrainingPosition(globalStep: step.globalStep, epoch: epoch + 1, stepInEpoch: 0,
@@ -154,6 +156,8 @@ public final class TrainingLoop {
     /// A training-state checkpoint at `position` (collective; no-op without a run directory).
     private func saveState(_ position: TrainingPosition) throws {
         guard let runDirectory else { return }
+        let t = Trace.now()
+        defer { Trace.complete("training-state checkpoint (step \(position.globalStep))", "checkpoint", since: t) }
         // The lines known on rank 0 go into the manifest rank 0 writes.
         try TrainingCheckpoint.save(step, position: position, config: config.yaml(), runDirectory: runDirectory,
                                     keep: config.train.keepCheckpoints)

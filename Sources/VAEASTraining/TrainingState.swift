@@ -112,6 +112,8 @@ public enum TrainingCheckpoint {
                 return (file, rows, bytes.count, DurableFile.crc32(bytes))
             }
         }
+        // The replicated parameters' Adam moments, whole on rank 0 (gathered there under ZeRO stage 1).
+        let moments = step.fullMoments(root: 0)
         // Shard sizes, CRCs and row ranges to rank 0 (a few numbers per rank).
         var table = [Double](repeating: 0, count: 2 * comm.size)
         if let shard { table[2 * comm.rank] = Double(shard.bytes); table[2 * comm.rank + 1] = Double(shard.crc) }
@@ -127,7 +129,7 @@ public enum TrainingCheckpoint {
                     shards.append(.init(rank: r, file: file, rows: rowRanges(layer, rank: r, ranks: comm.size)))
                 }
             }
-            let replicated = try replicatedBytes(step)
+            let replicated = try replicatedBytes(step, moments: moments!)
             try DurableFile.write(replicated, to: tmp + "/replicated.safetensors")
             files.insert(.init(name: "replicated.safetensors", bytes: replicated.count, crc32: DurableFile.crc32(replicated)), at: 0)
             let manifest = StateManifest(format: StateManifest.currentFormat, position: position, ranks: comm.size,
@@ -216,7 +218,7 @@ public enum TrainingCheckpoint {
             guard let s = file.metadata["adam_step"].flatMap(Int.init) else {
                 throw CheckpointError(path: file.path, message: "__metadata__ key 'adam_step' missing")
             }
-            step.optimizer.restore(step: s, m: m, v: v)
+            step.restoreOptimizer(step: s, m: m, v: v)
             // Older checkpoints have one count: the classifier's group stepped with the rest.
             step.classifierAdamStep = file.metadata["classifier_adam_step"].flatMap(Int.init) ?? s
             if let layer = model.classifier?.output { try restoreShard(layer, dir: dir, manifest: manifest, settings: step.settings) }
@@ -227,13 +229,16 @@ public enum TrainingCheckpoint {
     // MARK: - pieces
 
     /// Every replicated tensor with its Adam moments, PyTorch's state names.
-    static func replicatedBytes(_ step: DataParallelStep) throws -> [UInt8] {
+    /// `moments`: the whole exp_avg and exp_avg_sq (`DataParallelStep.fullMoments`), so
+    /// the file is the same with or without ZeRO and resumes at any rank count.
+    static func replicatedBytes(_ step: DataParallelStep, moments: (m: [Float], v: [Float])) throws -> [UInt8] {
         let p = step.model.parameters, adam = step.optimizer
         var w = SafeTensorsWriter()
         for slot in p.slots {
+            let r = slot.offset..<(slot.offset + slot.count)
             try w.add(slot.name, shape: slot.shape, data: UnsafeBufferPointer(start: p.values + slot.offset, count: slot.count))
-            try w.add(slot.name + ".exp_avg", shape: slot.shape, data: UnsafeBufferPointer(start: adam.m + slot.offset, count: slot.count))
-            try w.add(slot.name + ".exp_avg_sq", shape: slot.shape, data: UnsafeBufferPointer(start: adam.v + slot.offset, count: slot.count))
+            try moments.m[r].withUnsafeBufferPointer { try w.add(slot.name + ".exp_avg", shape: slot.shape, data: $0) }
+            try moments.v[r].withUnsafeBufferPointer { try w.add(slot.name + ".exp_avg_sq", shape: slot.shape, data: $0) }
         }
         w.metadata = ["adam_step": "\(adam.step)", "classifier_adam_step": "\(step.classifierAdamStep)",
                       "global_step": "\(step.globalStep)"]

@@ -110,8 +110,10 @@ public final class VAEASModel {
                 let e = labels.label(of: batch[pos])
                 for l in 0..<L { targets[pos * L + l] = e }
             }
-            classifier.forward(z: vae.z, localRows: n * L, targets: UnsafeBufferPointer(start: targets, count: rows),
-                               batch: b, samples: L, params: parameters.values)
+            labeledCollectives("classifier") {
+                classifier.forward(z: vae.z, localRows: n * L, targets: UnsafeBufferPointer(start: targets, count: rows),
+                                   batch: b, samples: L, params: parameters.values)
+            }
             let out = classifier.output, estimator = spec.classifier!.estimator
             for r in 0..<rows { stats.crossEntropy += out.crossEntropy[r]; stats.hHat += out.hHat(r, estimator) }
             stats.rows = rows
@@ -132,17 +134,19 @@ public final class VAEASModel {
     /// Backward after `forward(…, gradScale: s)`: the classifier's CE into ω
     /// and its Î term into z (collective), then the VAE with β·KL, all
     /// accumulated into `parameters.grads` (and the classifier's shard).
+    /// `layerDone`: called once per replicated Linear as soon as its
+    /// gradients are complete (the overlapped gradient reduction's hook).
     public func backward(x: UnsafePointer<Float>, eps: UnsafePointer<Float>, n: Int, gradScale: Float,
-                         times: inout PhaseTimes) {
+                         times: inout PhaseTimes, layerDone: ((Linear) -> Void)? = nil) {
         var clock = PhaseClock()
         let L = samples
         var dz: UnsafePointer<Float>? = nil
         if let classifier {
             let c0 = commSeconds
             let rows = lastBatch * L
-            if classifier.backward(z: vae.z, localRows: n * L, ceScale: objective.ceGradientScale(rows: rows),
+            if labeledCollectives("classifier", { classifier.backward(z: vae.z, localRows: n * L, ceScale: objective.ceGradientScale(rows: rows),
                                    miScale: objective.miGradientScale(rows: rows), estimator: spec.classifier!.estimator,
-                                   params: parameters.values, grads: parameters.grads) {
+                                   params: parameters.values, grads: parameters.grads, layerDone: layerDone) }) {
                 dz = UnsafePointer(classifier.dz)
             }
             let inCollectives = commSeconds - c0
@@ -150,7 +154,8 @@ public final class VAEASModel {
             times.communication += inCollectives
             times.classifierCommunication += inCollectives
         }
-        vae.backward(x, eps: eps, n: n, samples: L, gradScale: gradScale, klWeight: objective.klWeight, extraDz: dz)
+        vae.backward(x, eps: eps, n: n, samples: L, gradScale: gradScale, klWeight: objective.klWeight, extraDz: dz,
+                     layerDone: layerDone)
         times.backward += clock.lap()
     }
 
@@ -192,6 +197,12 @@ public final class VAEASModel {
     public func shardGradientSum() -> Double { classifier?.output.gradientSum() ?? 0 }
 
     private var commSeconds: Double { (comm as? TimedCommunicator)?.seconds ?? 0 }
+
+    /// Runs `body` with the timeline naming its collectives by their role (e.g. "allgather H").
+    private func labeledCollectives<T>(_ name: String, _ body: () -> T) -> T {
+        guard let timed = comm as? TimedCommunicator else { return body() }
+        return timed.labeled(name, body)
+    }
 
     /// The checkpoint's tensors on rank 0 (nil elsewhere): the replicated
     /// parameters in table order, and for VAE-AS the output layer gathered

@@ -30,6 +30,8 @@ struct Bench: ParsableCommand {
     @Flag(name: .long, help: "Print the result as one JSON object only.")
     var json = false
 
+    @OptionGroup var timelineOptions: TimelineOptions
+
     @Option(name: .long, help: ArgumentHelp("Sweep the classifier: label counts V to time, e.g. 1000,10000,50000,1000000 (VAE-AS; labels beyond N are fine for timing).", valueName: "V,V,…"))
     var labels: String?
 
@@ -51,6 +53,9 @@ struct Bench: ParsableCommand {
         for s in softmax.flatMap({ $0.split(separator: ",") }) where SoftmaxKind(rawValue: String(s)) == nil {
             throw ValidationError("--softmax: '\(s)' is not one of " + SoftmaxKind.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        if labels != nil && timelineOptions.timeline != nil {
+            throw ValidationError("--timeline times training steps; it does not apply to the --labels sweep")
+        }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
     }
@@ -61,7 +66,8 @@ struct Bench: ParsableCommand {
             var config = try options.resolve()
             try config.set("eval.every", to: .int(0))
             let data = try Runtime.loadData(config)
-            let step = try DataParallelStep.make(config: config, train: data.train, comm: comm)
+            // Timing only: labels beyond N (V = 10⁵, 10⁶ on MNIST) are fine, as in the --labels sweep.
+            let step = try DataParallelStep.make(config: config, train: data.train, comm: comm, allowUnusedLabels: true)
             let b = config.train.batch
             let perm = step.permutation(epoch: 1)
             let stepsPerEpoch = max(1, perm.count / b)
@@ -77,6 +83,7 @@ struct Bench: ParsableCommand {
                     }
                 }
             }
+            step.timeline = timelineOptions.writer(comm: comm, defaultWindow: (warmup + 1)...(warmup + min(steps, 10)))
             try runSteps(warmup, from: 0)
             comm.barrier()
             step.phases = PhaseTimes()
@@ -84,7 +91,14 @@ struct Bench: ParsableCommand {
             try runSteps(steps, from: warmup)
             comm.barrier()
             let seconds = comm.max([Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9])[0]
+            try step.timeline?.finish()
+            // Exposed gradient-reduction time, averaged over ranks (every rank waits its own).
+            let gradient = comm.sum([step.phases.gradientExposed, step.phases.gradientInFlight, step.phases.communication])
+                .map { $0 / Double(comm.size) / Double(steps) * 1e3 }
 
+            let reductionText = config.train.zeroStage == 1 ? "ZeRO-1 reduce-scatter + allgather"
+                : config.train.bucketMB > 0 ? "\(step.bucketCount) bucket(s) of ≤ \(config.train.bucketMB) MiB, MPI_Iallreduce during backward"
+                : "one blocking allreduce"
             let localRows = BlockPartition(total: b, parts: comm.size).count(comm.rank)
             var shapes = Benchmark.stepShapes(step.model.vae, rows: localRows)
             if let c = step.model.classifier {
@@ -118,6 +132,15 @@ struct Bench: ParsableCommand {
                 r.set("sgemm_gflops_per_rank", sgemm)
                 r.set("ratio_to_sgemm", ratio)
                 for (name, t) in step.phases.all { r.set("ms_\(name)", t / Double(steps) * 1e3) }
+                r.set("bucket_mb", config.train.bucketMB)
+                r.set("zero_stage", config.train.zeroStage)
+                r.set("gradient_buckets", step.bucketCount)
+                r.set("gradient_bytes_per_step", 4 * step.model.parameters.count)
+                r.set("ms_gradient_reduction_exposed", gradient[0])
+                r.set("ms_gradient_reduction_in_flight", gradient[1])
+                r.set("ms_communication_exposed", gradient[2])
+                r.set("ms_communication_total", gradient[2] - gradient[0] + gradient[1])
+                r.set("optimizer_state_bytes_per_rank", step.optimizerStateBytes)
                 if let sm = step.model.classifier?.output {
                     r.set("labels", sm.labels)
                     r.set("output_layer_bytes_sent_per_step", sm.bytesSentLastStep)
@@ -139,6 +162,9 @@ struct Bench: ParsableCommand {
                       sgemm        \(String(format: "%.1f", sgemm)) GFLOP/s per rank on the same shapes
                       ratio        \(String(format: "%.3f", ratio))  (achieved / sgemm)
                       step split   \(step.phases.all.map { "\($0.0) \(String(format: "%.2f", $0.1 / Double(steps) * 1e3))" }.joined(separator: ", ")) ms (rank 0)
+                      grad reduce  \(reductionText), \(String(format: "%.2f MiB", Double(4 * step.model.parameters.count) / 1_048_576))/step: \(String(format: "%.2f", gradient[0])) ms exposed, \(String(format: "%.2f", gradient[1])) ms in flight (mean over ranks)
+                      comm         \(String(format: "%.2f", gradient[2])) ms/step exposed (blocking calls, starts, polls, waits), \(String(format: "%.2f", gradient[2] - gradient[0] + gradient[1])) ms total incl. overlapped (mean over ranks)
+                      optimizer    \(String(format: "%.2f MiB", Double(step.optimizerStateBytes) / 1_048_576)) Adam state per rank for the replicated parameters\(config.train.zeroStage == 1 ? " (ZeRO stage 1: sharded)" : "")
                     """)
                     if let sm = step.model.classifier?.output {
                         func mib(_ b: Int) -> String { String(format: "%.2f MiB", Double(b) / 1_048_576) }

@@ -28,3 +28,35 @@ struct ConfigOptions: ParsableArguments {
     /// The config file (or the embedded default) with the overrides applied in order, validated.
     func resolve() throws -> TrainConfig { try Runtime.loadConfig(path: config, overrides: overrides, dataDir: dataDir) }
 }
+
+/// `--timeline FILE.json` and its step window (train and bench).
+struct TimelineOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("""
+        Write a Chrome trace (open in https://ui.perfetto.dev or chrome://tracing): one track per rank with data, \
+        each layer's forward and backward, the collectives with their bytes, the gradient reduction, the optimizer, \
+        checkpoint writes and evaluation, rank clocks aligned at a barrier. Rank 0 writes the file.
+        """, valueName: "FILE.json"))
+    var timeline: String?
+
+    @Option(name: .long, help: ArgumentHelp("""
+        Optimizer steps to record (1-based, inclusive), plus what follows step b before step b+1 (an evaluation, \
+        a checkpoint) (default: train 1:20; bench the first 10 timed steps).
+        """, valueName: "a:b"))
+    var timelineSteps: String?
+
+    func validate() throws {
+        if let s = timelineSteps {
+            guard timeline != nil else { throw ValidationError("--timeline-steps needs --timeline FILE.json") }
+            guard TimelineWriter.parseWindow(s) != nil else {
+                throw ValidationError("--timeline-steps: '\(s)' is not a step window a:b with 1 ≤ a ≤ b (e.g. 5:8)")
+            }
+        }
+    }
+
+    /// The writer (collective: every rank calls it), or nil without --timeline.
+    func writer(comm: Communicator, defaultWindow: ClosedRange<Int>) -> TimelineWriter? {
+        guard let timeline else { return nil }
+        let window = timelineSteps.flatMap(TimelineWriter.parseWindow) ?? defaultWindow
+        return TimelineWriter(path: timeline, window: window, comm: comm)
+    }
+}

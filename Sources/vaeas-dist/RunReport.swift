@@ -109,7 +109,13 @@ enum RunReport {
             "  data               \(config.data.name): \(train.count) training samples of \(train.dimension) pixels",
             "  steps              \((train.count + t.batch - 1) / t.batch) per epoch × \(t.epochs) epochs"
                 + (t.maxSteps > 0 ? " (capped at \(t.maxSteps))" : "") + ", global batch \(t.batch), L = \(t.samples)",
-            "  replicated         \(replicated) parameters: \(mib(16 * replicated)) per rank (values, gradients, Adam m and v)",
+            t.zeroStage == 1
+                ? "  replicated         \(replicated) parameters: \(mib(8 * replicated + 16 * BlockPartition(total: replicated, parts: P).maxCount)) per rank "
+                    + "(values, gradients; ZeRO stage 1: Adam m and v, the reduced gradient and the allgather copy of a 1/\(P) slice)"
+                : "  replicated         \(replicated) parameters: \(mib(16 * replicated)) per rank (values, gradients, Adam m and v)",
+            "  gradient reduction " + (t.zeroStage == 1 ? "reduce-scatter, Adam on this rank's slice, allgather (ZeRO stage 1)"
+                : t.bucketMB > 0 ? "MPI_Iallreduce of buckets of ≤ \(t.bucketMB) MiB during backward (train.bucket_mb)"
+                : "one blocking allreduce of \(mib(4 * replicated)) after backward"),
         ]
         if let c = spec.classifier {
             let h = c.layers > 0 ? shape.hidden : shape.latent

@@ -52,6 +52,8 @@ struct Train: ParsableCommand {
     @Flag(name: .long, help: "Resolve the config, check the data on every rank, print the run's size and memory per rank, and exit.")
     var dryRun = false
 
+    @OptionGroup var timelineOptions: TimelineOptions
+
     func validate() throws {
         if resume != nil && dryRun { throw ValidationError("--dry-run checks a new run; drop --resume") }
         if resume != nil {
@@ -87,8 +89,10 @@ struct Train: ParsableCommand {
                 loop.progress = Progress(totalEpochs: config.train.epochs, maxSteps: config.train.maxSteps)
                 print(RunReport.header(config: config, step: loop.step, directory: outDir))
             }
+            loop.step.timeline = timelineOptions.writer(comm: comm, defaultWindow: 1...20)
             let t0 = Date()
             try loop.run()
+            try loop.step.timeline?.finish()
             if comm.isRoot { print(RunReport.summary(loop.history, seconds: Date().timeIntervalSince(t0), directory: outDir)) }
         }
     }
@@ -146,8 +150,11 @@ struct Train: ParsableCommand {
                   + "(epoch \(position.epoch), step \(position.globalStep); saved at \(manifest.ranks) rank(s), now \(comm.size))")
             print(RunReport.header(config: config, step: loop.step, directory: dir))
         }
+        let first = position.globalStep + 1
+        loop.step.timeline = timelineOptions.writer(comm: comm, defaultWindow: first...(first + 19))
         let t0 = Date()
         try loop.run()
+        try loop.step.timeline?.finish()
         if comm.isRoot { print(RunReport.summary(loop.history, seconds: Date().timeIntervalSince(t0), directory: dir)) }
     }
 

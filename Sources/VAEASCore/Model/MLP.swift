@@ -37,19 +37,29 @@ public final class MLP {
         precondition(rows <= capacity, "MLP: \(rows) rows exceed capacity \(capacity)")
         var x = input
         for (k, layer) in layers.enumerated() {
+            let t = Trace.now()
             layer.forward(outputs[k], x, rows: rows, params: params, activation: activated(k) ? activation : nil)
             x = UnsafePointer(outputs[k])
+            Trace.complete("\(layer.name) forward", "forward", since: t)
         }
     }
 
     /// Backward from `dout` (gradient wrt the MLP's output; overwritten) to the
     /// parameters (unless `grads` is nil), and to `dinput` when given.
+    /// `layerDone` is called after each layer's parameter gradients are
+    /// complete, last layer first (the overlapped gradient reduction's hook).
     public func backward(dout: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, rows: Int,
                          params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>?,
-                         dinput: UnsafeMutablePointer<Float>?, accumulateInput: Bool = false) {
+                         dinput: UnsafeMutablePointer<Float>?, accumulateInput: Bool = false,
+                         layerDone: ((Linear) -> Void)? = nil) {
         var d = dout
         for k in stride(from: layers.count - 1, through: 0, by: -1) {
             let layer = layers[k]
+            let t = Trace.now()
+            defer {
+                Trace.complete("\(layer.name) backward", "backward", since: t)
+                layerDone?(layer)
+            }
             // act' and the bias gradient in one sweep over d (the layer then skips its bias pass).
             Kernels.activationBackward(activated(k) ? activation : nil, d, output: outputs[k], rows: rows,
                                        cols: layer.outFeatures, biasGradient: grads.map { $0 + layer.bias })

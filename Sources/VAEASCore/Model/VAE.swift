@@ -97,8 +97,10 @@ public final class VAE {
     public func encode(_ x: UnsafePointer<Float>, n: Int) {
         let p = UnsafePointer(store.values)
         encoder.forward(x, rows: n, params: p)
+        let t = Trace.now()
         muHead.forward(mu, encoder.output, rows: n, params: p)
         logvarHead.forward(logvar, encoder.output, rows: n, params: p)
+        Trace.complete("encoder.mu+logvar forward", "forward", since: t)
     }
 
     /// z_{i,l} = μ_i + exp(½ log σ²_i) ⊙ ε_{i,l}, from `eps` (row i·L + l), and
@@ -147,12 +149,16 @@ public final class VAE {
     /// carries, already scaled) wrt the encoder and decoder parameters,
     /// accumulated into `store.grads`. `gradScale` s must match the one given to
     /// `reconstruction`; for the data-parallel mean it is 1/B_global.
-    /// `eps` must be the noise given to `reparameterize`.
+    /// `eps` must be the noise given to `reparameterize`. `layerDone` is
+    /// called once per Linear as soon as its gradients are complete (decoder's
+    /// last layer first, the encoder's first layer last).
     public func backward(_ x: UnsafePointer<Float>, eps: UnsafePointer<Float>, n: Int, samples L: Int, gradScale: Float,
-                         klWeight: Float = 1, extraDz: UnsafePointer<Float>? = nil) {
+                         klWeight: Float = 1, extraDz: UnsafePointer<Float>? = nil,
+                         layerDone: ((Linear) -> Void)? = nil) {
         let p = UnsafePointer(store.values), g = store.grads
         let d = shape.latent, rows = n * L
-        decoder.backward(dout: dlogits, input: z, rows: rows, params: p, grads: g, dinput: dz)
+        decoder.backward(dout: dlogits, input: z, rows: rows, params: p, grads: g, dinput: dz, layerDone: layerDone)
+        let t = Trace.now()
         if let extraDz { for r in 0..<(rows * d) { dz[r] += extraDz[r] } }
         let ks = klWeight * gradScale
         for i in 0..<n {
@@ -173,7 +179,10 @@ public final class VAE {
         let h = UnsafePointer(encoder.output)
         muHead.backward(dinp: dh, dout: dmu, inp: h, rows: n, params: p, grads: g)
         logvarHead.backward(dinp: dh, accumulate: true, dout: dlogvar, inp: h, rows: n, params: p, grads: g)
-        encoder.backward(dout: dh, input: x, rows: n, params: p, grads: g, dinput: nil)
+        Trace.complete("reparameterization+encoder.mu+logvar backward", "backward", since: t)
+        layerDone?(muHead)
+        layerDone?(logvarHead)
+        encoder.backward(dout: dh, input: x, rows: n, params: p, grads: g, dinput: nil, layerDone: layerDone)
     }
 
     /// Every Linear in forward order, with the rows it sees per data point and
