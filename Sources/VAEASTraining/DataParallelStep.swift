@@ -223,8 +223,11 @@ public final class DataParallelStep {
             let cr = model.classifierParameterRange
             // This rank's slice of the flat buffer (all of it without ZeRO), and the groups' parts of it.
             let lo = optimizerSlice.lowerBound, hi = optimizerSlice.upperBound
-            let vaePart = 0..<max(0, min(cr.lowerBound, hi) - lo)
-            let clsPart = max(0, cr.lowerBound - lo)..<max(0, min(cr.upperBound, hi) - lo)
+            func part(_ r: Range<Int>) -> Range<Int> {
+                let a = min(max(r.lowerBound, lo), hi) - lo, b = min(max(r.upperBound, lo), hi) - lo
+                return a..<max(a, b)
+            }
+            let vaePart = part(0..<cr.lowerBound), clsPart = part(cr)
             let grads = sliceGrads.map { UnsafePointer($0) } ?? UnsafePointer(p.grads)
             optimizer.update(p.values + lo, grads: grads, range: vaePart, vae)
             optimizer.update(p.values + lo, grads: grads, range: clsPart, cls)
