@@ -141,8 +141,8 @@ public final class VAEASModel {
         times.backward += clock.lap()
     }
 
-    /// Sum of this rank's partitioned gradients (NaN if one is not finite).
-    public func shardGradientSum() -> Double { classifier?.output.gradientSum() ?? 0 }
+    /// Finite iff this rank's partitioned gradients are (`gradientCheck`).
+    public func shardGradientCheck() -> Double { classifier?.output.gradientCheck() ?? 0 }
 
     private var commSeconds: Double { (comm as? TimedCommunicator)?.seconds ?? 0 }
 
