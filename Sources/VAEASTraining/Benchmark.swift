@@ -49,8 +49,8 @@ public enum Benchmark {
         let v = full.owned.count, h = full.width
         out.append(GemmShape(transA: false, transB: true, m: globalRows, n: v, k: h))
         out.append(GemmShape(transA: true, transB: false, m: v, n: h, k: globalRows))
-        out.append(GemmShape(transA: false, transB: false, m: globalRows, n: h, k: v))
-        if withMI { out.append(GemmShape(transA: false, transB: false, m: globalRows, n: h, k: v)) }
+        // dH of CE and of Î in one product of the stacked logit gradients (2R rows with Î).
+        out.append(GemmShape(transA: false, transB: false, m: withMI ? 2 * globalRows : globalRows, n: h, k: v))
         return out
     }
 

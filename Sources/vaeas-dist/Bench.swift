@@ -153,7 +153,7 @@ struct Bench: ParsableCommand {
                           classifier   V = \(sm.labels) labels, h = \(sm.width), \(config.objective.softmax.rawValue) softmax; \(sm.ownedRows) rows (labels or tree nodes) on rank 0
                           layer comm   \(mib(sm.bytesSentLastStep)) sent per step by rank 0 (allgather H, 4 B-vectors, reduce-scatter dH)
                                        vs \(mib(4 * sm.labels * (sm.width + 1))) a replicated V × h layer would allreduce
-                          layer memory \(mib(sm.memoryBytes)) on rank 0 (W_r, b_r, gradients, Adam moments, logits, probabilities)
+                          layer memory \(mib(sm.memoryBytes)) on rank 0 (W_r, b_r, gradients, Adam moments, per-step buffers)
                         """)
                     }
                 }
