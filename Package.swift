@@ -33,13 +33,17 @@ let package = Package(
         .target(name: "VAEASData", dependencies: ["CZlib", "FileContents"]),
         .target(name: "VAEASConfig", dependencies: ["Yams", "FileContents"]),
 
+        // Small C kernels at the machine's vector width (function multi-versioning:
+        // `target_clones`, no unsafeFlags), e.g. the full softmax's fused passes.
+        .target(name: "CKernels"),
+
         // The layers of the trainer, each a module, so that the build enforces who may use what:
         // only VAEASMPI imports MPI; numerics and model code cannot reach a communicator.
         // Kernels, layers, the VAE, the estimators' maths, Adam, data feeds: no MPI, no collectives.
         .target(name: "VAEASCore", dependencies: ["COpenBLAS", "CKernels", "VAEASConfig", "VAEASData"]),
         // The Communicator protocol and the partitioned classifier layers built on it (Megatron's
         // tensor_parallel: model code names collectives, never MPI).
-        .target(name: "VAEASDistributed", dependencies: ["VAEASCore", "SafeTensors"]),
+        .target(name: "VAEASDistributed", dependencies: ["VAEASCore", "CKernels", "SafeTensors"]),
         // Communicator over MPI_COMM_WORLD: the only Swift code that imports MPI.
         .target(name: "VAEASMPI", dependencies: ["CMPI", "VAEASDistributed"]),
         // Likelihood, active units, Monte Carlo MI; PNG output.
@@ -68,7 +72,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "DataTests", dependencies: ["VAEASData", "_TestSupport"]),
         .testTarget(name: "ConfigTests", dependencies: ["VAEASConfig"]),
-        .testTarget(name: "VAEASTests", dependencies: ["VAEAS", "_TestSupport"]),
+        .testTarget(name: "VAEASTests", dependencies: ["VAEAS", "CKernels", "_TestSupport"]),
         // Runs the built `vaeas-dist` binary, under mpirun where the test needs ranks.
         .testTarget(name: "IntegrationTests", dependencies: ["vaeas-dist", "vaeas-mpi-check", "SafeTensors", "VAEAS", "_TestSupport"]),
     ],

@@ -41,10 +41,12 @@ public protocol ShardedParameters: AnyObject {
     /// Row (or node) e is drawn from counter (`InitStream.classifierOut`, e): the
     /// same values at any rank count.
     func initialize(rng: Philox, scheme: Initialization)
-    /// Ready for the next step's gradients.
+    /// Ready for the next step's gradients: they read as zero, or (the full
+    /// softmax) are overwritten by the next backward.
     func zeroGrads()
-    /// Sum of this rank's current gradients (NaN if any is not finite).
-    func gradientSum() -> Double
+    /// A number that is finite iff every current gradient of this rank's rows
+    /// is: their sum, or a bound on them that the backward proved finite.
+    func gradientCheck() -> Double
     /// One optimizer step on this rank's rows.
     func applyUpdate(lr: Float, beta1: Float, beta2: Float, eps: Float)
     /// The global row (label, or tree node in preorder) of each local row, in

@@ -1,6 +1,8 @@
 import VAEASConfig
 import VAEASCore
 import SafeTensors
+import CKernels
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,9 +34,20 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
     public let globalRowCapacity: Int
     public let rowGather: RowGather
 
-    let logits: UnsafeMutablePointer<Float>     // R × V_r; becomes the Î gradient
-    let probs: UnsafeMutablePointer<Float>      // R × V_r; becomes the CE gradient
-    let rowMax: UnsafeMutablePointer<Float>     // R
+    /// R × V_r: the logits ℓ = H W_rᵀ + b_r, kept from `forward` for `backward`
+    /// (which recomputes p from them instead of storing R × V_r probabilities).
+    let logits: UnsafeMutablePointer<Float>
+    /// One backward tile of the two logit gradients, stacked: CE in rows
+    /// [0, R), Î in rows [R, 2R), `backwardTile` columns each.
+    let gradTile: UnsafeMutablePointer<Float>
+    /// dH of both terms, stacked the same way (2R × h), before the [CE | Î] interleave.
+    let dHStacked: UnsafeMutablePointer<Float>
+    let rowMax: UnsafeMutablePointer<Float>     // R: local, then global max m
+    let localMax: UnsafeMutablePointer<Float>   // R
+    let sumExp: UnsafeMutablePointer<Double>    // R: S, local then global
+    let sumExpShifted: UnsafeMutablePointer<Double> // R: A
+    let invSum: UnsafeMutablePointer<Float>     // R: 1/S
+    let miRow: UnsafeMutablePointer<Float>      // R: Σ p ℓ (entropy) or dĤ/dCE·miScale (ce, fano)
     let sums: UnsafeMutablePointer<Float>       // 3R: S, A, ℓ_e − m
     /// Per global row (identical on every rank after `forward`).
     public let crossEntropy: UnsafeMutablePointer<Double>
@@ -46,6 +59,13 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
     public var weightOffset: Int { weight }
     public var biasOffset: Int { bias }
     public private(set) var bytesSentLastStep = 0
+    /// What `store.grads` holds: `.cleared` after `zeroGrads` (notionally zero;
+    /// the memory is cleared only if something reads it before a backward,
+    /// since `backward` writes rather than adds); `.written(bound)` after a
+    /// backward, with a finite bound on the gradients' magnitudes when that
+    /// backward proved them finite (nil: not proved, sum them to check).
+    enum GradientState { case cleared, written(bound: Double?) }
+    private(set) var gradientState = GradientState.cleared
 
     public init(labels: Int, width: Int, comm: Communicator, globalRowCapacity: Int, localRowCapacity: Int) {
         precondition(labels >= 1 && width >= 1)
@@ -63,12 +83,26 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
         rowGather = RowGather(comm: comm, width: width, globalRowCapacity: globalRowCapacity, localRowCapacity: localRowCapacity)
         let r = globalRowCapacity, v = max(owned.count, 1)
         logits = arena.floats(r * v)
-        probs = arena.floats(r * v)
+        gradTile = arena.floats(Self.gradTileFloats(globalRows: r))
+        dHStacked = arena.floats(2 * r * width)
         rowMax = arena.floats(r)
+        localMax = arena.floats(r)
+        sumExp = arena.doubles(r)
+        sumExpShifted = arena.doubles(r)
+        invSum = arena.floats(r)
+        miRow = arena.floats(r)
         sums = arena.floats(3 * r)
         crossEntropy = arena.doubles(r)
         entropy = arena.doubles(r)
     }
+
+    /// Columns of a forward tile for R rows: the R × T logits about 512 KiB,
+    /// so the two passes after its product read it from L2, not memory.
+    static func forwardTile(rows: Int) -> Int { max(64, min(4096, (131_072 / max(rows, 1)) & ~15)) }
+    /// Columns of a backward tile: ℓ (R × T) and the stacked gradients (2R × T) about 768 KiB.
+    static func backwardTile(rows: Int) -> Int { max(64, min(4096, (65_536 / max(rows, 1)) & ~15)) }
+    /// Floats of `gradTile` for up to `globalRows` rows (R·T ≤ max(65536, 64R)).
+    static func gradTileFloats(globalRows r: Int) -> Int { 2 * max(65_536, 64 * r) }
 
     public func initialize(rng: Philox, scheme: Initialization) {
         for k in 0..<owned.count {
@@ -78,22 +112,43 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
     }
 
     /// Steps 1–5. Fills `crossEntropy` and `entropy` per global row.
+    ///
+    /// Steps 2–3 run tile by tile over the owned columns: the tile's product
+    /// (b_r copied in first, β = 1), then `ckc_softmax_tile_stats` reads the
+    /// tile twice while it is in cache, for the running max and the online
+    /// S and A (rescaled when a later tile raises the max). After the
+    /// allreduce-MAX only per-row numbers change: S ← S·e^{m_r − m},
+    /// A ← e^{m_r − m}(A + (m_r − m)S). So the logits are written once (by
+    /// their product) and no other pass over R × V_r is made.
     public func forward(hLocal: UnsafePointer<Float>, localRows: Int, targets rowLabels: UnsafeBufferPointer<Int32>,
                         batch: Int, samples: Int) {
         rowGather.forward(hLocal, localRows: localRows, targets: rowLabels, batch: batch, samples: samples)
         let rows = rowGather.rows, targets = rowGather.targets
         let h = width, v = owned.count, lo = owned.lowerBound
         let hFull = rowGather.hidden
-        // ℓ = H W_rᵀ + b_r
-        let b = store.values + bias
-        for r in 0..<rows { (logits + r * v).update(from: b, count: v) }
-        BLAS.gemm(transA: false, transB: true, m: rows, n: v, k: h, a: hFull, lda: h,
-                  b: store.values + weight, ldb: h, beta: 1, c: logits, ldc: max(v, 1))
-        for r in 0..<rows { rowMax[r] = v > 0 ? Kernels.rowMax(logits + r * v, count: v) : -.greatestFiniteMagnitude }
+        let b = store.values + bias, w = store.values + weight
+        let logits = self.logits, rowMax = self.rowMax, sumExp = self.sumExp, sumExpShifted = self.sumExpShifted
+        for r in 0..<rows { rowMax[r] = -.greatestFiniteMagnitude; sumExp[r] = 0; sumExpShifted[r] = 0 }
+        let tile = Self.forwardTile(rows: rows)
+        var c0 = 0
+        while c0 < v {
+            let tc = min(tile, v - c0)
+            // ℓ = b_r + H W_rᵀ on columns [c0, c0 + tc)
+            for r in 0..<rows { (logits + r * v + c0).update(from: b + c0, count: tc) }
+            BLAS.gemm(transA: false, transB: true, m: rows, n: tc, k: h, a: hFull, lda: h,
+                      b: w + c0 * h, ldb: h, beta: 1, c: logits + c0, ldc: v)
+            Parallel.chunks(rows, grain: max(1, 16_384 / tc)) { rr in
+                ckc_softmax_tile_stats(logits + rr.lowerBound * v + c0, v, rr.count, tc, rowMax + rr.lowerBound,
+                                       sumExp + rr.lowerBound, sumExpShifted + rr.lowerBound)
+            }
+            c0 += tc
+        }
+        localMax.update(from: rowMax, count: rows)
         comm.allreduceMax(UnsafeMutableBufferPointer(start: rowMax, count: rows))
         for r in 0..<rows {
             let m = rowMax[r]
-            let (s, a) = Kernels.expShifted(logits + r * v, probs + r * v, count: v, shift: m)
+            let delta = Double(localMax[r]) - Double(m), f = exp(delta)
+            let s = f * sumExp[r], a = f * (sumExpShifted[r] + delta * sumExp[r])
             sums[r] = Float(s)
             sums[rows + r] = Float(a)
             let e = Int(targets[r])
@@ -105,9 +160,7 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
             let logS = log(s)
             crossEntropy[r] = Estimators.crossEntropy(logSumExp: logS, shiftedTargetLogit: Double(sums[2 * rows + r]))
             entropy[r] = Estimators.entropy(logSumExp: logS, sumExp: s, sumExpShifted: Double(sums[rows + r]))
-            let inv = Float(1 / s)
-            let p = probs + r * v
-            for j in 0..<v { p[j] *= inv }
+            invSum[r] = Float(1 / s)
         }
         bytesSentLastStep = rowGather.bytesSent + (comm.size > 1 ? 4 * (rows + 3 * rows) : 0)
     }
@@ -117,55 +170,84 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
         Estimators.hHat(estimator, crossEntropy: crossEntropy[r], entropy: entropy[r], labels: labels)
     }
 
-    /// Step 6.
+    /// Step 6, tile by tile over the owned columns, each tile while in cache:
+    /// 1. `ckc_softmax_tile_grad`: p = e^{ℓ−m}/S recomputed from the kept
+    ///    logits, the CE gradient ceScale·(p − onehot) and the Î gradient
+    ///    (eq. 13's −p(ℓ − Σpℓ), or dĤ/dCE·(p − onehot)) written into the
+    ///    stacked tile, the bias gradient Σ_r written into `grads`, and Σ|dℓ|;
+    /// 2. dW_r rows of the tile = dℓ_CEᵀ H, written (β = 0) after `zeroGrads`;
+    /// 3. [dH_CE; dH_Î] += [dℓ_CE; dℓ_Î] W_r rows of the tile (one product for both).
+    /// The one pass over R × V_r in memory is step 1's read of ℓ. Since
+    /// |dW_jk| ≤ Σ_r |dℓ_rj|·|H_rk| ≤ Σ|dℓ|·Σ|H| and |db_j| ≤ Σ|dℓ|, a finite,
+    /// moderate Σ|dℓ|·(Σ|H| + 1) proves every gradient of the layer finite:
+    /// `gradientCheck` then needs no pass over them.
     public func backward(ceScale: Float, miScale: Float, estimator: MIEstimator) {
         let h = width, v = owned.count, lo = owned.lowerBound, rows = self.rows, targets = rowGather.targets
         let withMI = miScale != 0
+        let hFull = rowGather.hidden
+        let fresh: Bool
+        if case .cleared = gradientState { fresh = true } else { fresh = false }
+        var miKind: Int32 = 0
         if withMI {
-            // Î gradient wrt the logits, in place over ℓ (read before written, element by element).
-            for r in 0..<rows {
-                let l = logits + r * v, p = probs + r * v
-                let e = Int(targets[r])
-                switch estimator {
-                case .entropy:
-                    // dH/dℓ_j = −p_j (ℓ_j − Σ p ℓ), with Σ p ℓ = m + A/S
-                    let mean = rowMax[r] + Float(Double(sums[rows + r]) / Double(sums[r]))
-                    for j in 0..<v { l[j] = -miScale * p[j] * (l[j] - mean) }
-                case .ce, .fano:
-                    // Ĥ is a function of CE alone: dĤ/dℓ_j = dĤ/dCE · (p_j − δ_je).
-                    let coef = Float(Estimators.hHatSlope(estimator, crossEntropy: crossEntropy[r], labels: labels)) * miScale
-                    for j in 0..<v { l[j] = coef * p[j] }
-                    if owned.contains(e) { l[e - lo] -= coef }
+            switch estimator {
+            case .entropy:
+                // dH/dℓ_j = −p_j (ℓ_j − Σ p ℓ), with Σ p ℓ = m + A/S
+                miKind = 1
+                for r in 0..<rows { miRow[r] = rowMax[r] + Float(Double(sums[rows + r]) / Double(sums[r])) }
+            case .ce, .fano:
+                // Ĥ is a function of CE alone: dĤ/dℓ_j = dĤ/dCE · (p_j − δ_je).
+                miKind = 2
+                for r in 0..<rows {
+                    miRow[r] = Float(Estimators.hHatSlope(estimator, crossEntropy: crossEntropy[r], labels: labels)) * miScale
                 }
             }
         }
-        // CE gradient p − onehot, scaled, in place over p.
-        for r in 0..<rows {
-            let p = probs + r * v
-            for j in 0..<v { p[j] *= ceScale }
-            let e = Int(targets[r])
-            if owned.contains(e) { p[e - lo] -= ceScale }
-        }
-        let hFull = rowGather.hidden
-        let gW = store.grads + weight, gb = store.grads + bias
-        BLAS.gemm(transA: true, transB: false, m: v, n: h, k: rows, a: probs, lda: max(v, 1),
-                  b: hFull, ldb: h, beta: 1, c: gW, ldc: h)
-        for r in 0..<rows {
-            let p = probs + r * v
-            for j in 0..<v { gb[j] += p[j] }
+        let gW = store.grads + weight, gb = store.grads + bias, w = store.values + weight
+        let logits = self.logits, rowMax = self.rowMax, invSum = self.invSum, miRow = self.miRow
+        let gradTile = self.gradTile
+        let stacked = withMI ? 2 * rows : rows
+        let tile = Self.backwardTile(rows: rows)
+        var absGrad = 0.0
+        var c0 = 0
+        while c0 < v {
+            let tc = min(tile, v - c0)
+            let gce = gradTile, gmi = gradTile + rows * tc
+            let parts = max(1, min(BLAS.threads, tc / max(16, 16_384 / max(rows, 1))))
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: parts) { partial in
+                partial.initialize(repeating: 0)
+                let size = ((tc + parts - 1) / parts + 15) & ~15
+                let body: (Int) -> Void = { k in
+                    let a = min(k * size, tc), z = min(a + size, tc)
+                    guard a < z else { return }
+                    partial[k] = ckc_softmax_tile_grad(
+                        logits + c0 + a, v, rows, z - a, rowMax, invSum, targets, lo + c0 + a,
+                        ceScale, gce + a, tc, miKind, miRow, miScale, gmi + a, tc, gb + c0 + a, fresh ? 0 : 1)
+                }
+                if parts == 1 { body(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: body) }
+                for k in 0..<parts { absGrad += partial[k] }
+            }
+            BLAS.gemm(transA: true, transB: false, m: tc, n: h, k: rows, a: gce, lda: tc,
+                      b: hFull, ldb: h, beta: fresh ? 0 : 1, c: gW + c0 * h, ldc: h)
+            BLAS.gemm(transA: false, transB: false, m: stacked, n: h, k: tc, a: gradTile, lda: tc,
+                      b: w + c0 * h, ldb: h, beta: c0 == 0 ? 0 : 1, c: dHStacked, ldc: h)
+            c0 += tc
         }
         // dH partial sums, [CE | Î] side by side so one reduce-scatter carries both.
-        let w = rowGather.columns(withMI: withMI)
+        let cols = rowGather.columns(withMI: withMI)
         let dHPartial = rowGather.partial
         if v == 0 {
-            dHPartial.update(repeating: 0, count: rows * w)
+            dHPartial.update(repeating: 0, count: rows * cols)
         } else {
-            BLAS.gemm(transA: false, transB: false, m: rows, n: h, k: v, a: probs, lda: v,
-                      b: store.values + weight, ldb: h, beta: 0, c: dHPartial, ldc: w)
-            if withMI {
-                BLAS.gemm(transA: false, transB: false, m: rows, n: h, k: v, a: logits, lda: v,
-                          b: store.values + weight, ldb: h, beta: 0, c: dHPartial + h, ldc: w)
+            for r in 0..<rows {
+                (dHPartial + r * cols).update(from: dHStacked + r * h, count: h)
+                if withMI { (dHPartial + r * cols + h).update(from: dHStacked + (rows + r) * h, count: h) }
             }
+        }
+        if fresh {
+            let bound = absGrad * (ckc_abs_sum(hFull, rows * h) + 1)
+            gradientState = .written(bound: bound.isFinite && bound < 1e30 ? bound : nil)
+        } else {
+            gradientState = .written(bound: nil)
         }
         rowGather.backward(withMI: withMI)
         bytesSentLastStep = rowGather.bytesSent + (comm.size > 1 ? 4 * (rows + 3 * rows) : 0)
@@ -173,14 +255,42 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
 
     public var ownedRows: Int { owned.count }
     public var globalRows: [Int] { Array(owned) }
-    public func zeroGrads() { store.zeroGrads() }
-    public func gradientSum() -> Double { Kernels.sum(store.grads, count: store.count) }
+    /// Marks the gradients zero without a pass over them: the next `backward` writes them.
+    public func zeroGrads() { gradientState = .cleared }
+    /// The gradients read as zero until the next backward writes them.
+    private func materializeCleared() {
+        if case .cleared = gradientState {
+            store.zeroGrads()
+            gradientState = .written(bound: 0)
+        }
+    }
 
-    /// Dense Adam over the owned rows: every row has a gradient every step.
+    /// Finite iff every gradient of the owned rows is: the bound `backward`
+    /// proved (no pass), else their sum.
+    public func gradientCheck() -> Double {
+        switch gradientState {
+        case .cleared: return 0
+        case .written(let bound?): return bound
+        case .written(nil): return Kernels.sum(store.grads, count: store.count)
+        }
+    }
+
+    /// Dense Adam over the owned rows (every row has a gradient every step):
+    /// one fused vectorised pass (`ckc_adam_dense`, the arithmetic of
+    /// `Adam.update`) split over this rank's threads.
     public func applyUpdate(lr: Float, beta1: Float, beta2: Float, eps: Float) {
+        materializeCleared()
         if adam == nil { adam = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps) }
-        adam!.lr = lr   // a schedule may change it between steps
-        adam!.update(store.values, grads: store.grads)
+        let adam = self.adam!
+        adam.lr = lr   // a schedule may change it between steps
+        // The dense step's scalars: the same bias-corrected t as every step's.
+        let s = adam.beginSparseStep()
+        let p = store.values, g = store.grads, m = adam.m, vv = adam.v
+        let b1 = adam.beta1, b2 = adam.beta2, e = adam.eps
+        Parallel.chunks(store.count, grain: 65_536) { r in
+            ckc_adam_dense(p + r.lowerBound, g + r.lowerBound, m + r.lowerBound, vv + r.lowerBound, r.count,
+                           b1, b2, e, s.stepSize, s.invSqrtBc2)
+        }
     }
 
     /// `classifier.out.weight` [V, h] and `classifier.out.bias` [V], gathered in label order on rank 0.
@@ -211,8 +321,6 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
     /// Floats a replicated V × h layer (plus bias) would allreduce per step instead.
     public var replicatedAllreduceBytes: Int { 4 * labels * (width + 1) }
 
-    /// Bytes this rank holds for the layer: W_r, b_r with gradients and two Adam
-    /// moments, plus the per-step logits and probabilities.
     public func restoreOptimizer(step: Int, m: UnsafePointer<Float>, v: UnsafePointer<Float>, lr: Float, beta1: Float,
                                  beta2: Float, eps: Float) {
         let a = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps)
@@ -220,10 +328,12 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
         adam = a
     }
 
+    /// Bytes this rank holds for the layer: W_r, b_r with gradients and two Adam
+    /// moments, the kept logits (R × V_r), one backward tile and dH.
     public var memoryBytes: Int { Self.memoryBytes(rows: owned.count, width: width, globalRows: globalRowCapacity) }
 
     /// The same for `rows` owned label rows and `globalRows` batch rows, without building the layer (`--dry-run`).
     public static func memoryBytes(rows: Int, width: Int, globalRows: Int) -> Int {
-        4 * (4 * rows * (width + 1) + 2 * globalRows * rows)
+        4 * (4 * rows * (width + 1) + globalRows * rows + gradTileFloats(globalRows: globalRows) + 2 * globalRows * width)
     }
 }

@@ -218,7 +218,8 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
         (store.grads + bias).update(repeating: 0, count: topCount)
     }
 
-    public func gradientSum() -> Double {
+    /// The sum of the touched rows' gradients (NaN or inf if one is not finite).
+    public func gradientCheck() -> Double {
         var s = 0.0
         for i in 0..<touchedCount {
             let row = Int(touched[i])

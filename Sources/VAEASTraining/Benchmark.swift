@@ -3,6 +3,9 @@ import VAEASCore
 import VAEASDistributed
 import VAEASEvaluation
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Throughput of training steps against what OpenBLAS reaches on the same
 /// matrix shapes in the same process: their ratio says how much of the step
@@ -46,8 +49,8 @@ public enum Benchmark {
         let v = full.owned.count, h = full.width
         out.append(GemmShape(transA: false, transB: true, m: globalRows, n: v, k: h))
         out.append(GemmShape(transA: true, transB: false, m: v, n: h, k: globalRows))
-        out.append(GemmShape(transA: false, transB: false, m: globalRows, n: h, k: v))
-        if withMI { out.append(GemmShape(transA: false, transB: false, m: globalRows, n: h, k: v)) }
+        // dH of CE and of Î in one product of the stacked logit gradients (2R rows with Î).
+        out.append(GemmShape(transA: false, transB: false, m: withMI ? 2 * globalRows : globalRows, n: h, k: v))
         return out
     }
 
@@ -71,5 +74,40 @@ public enum Benchmark {
             best = min(best, dt)
         }
         return best
+    }
+
+    /// This process's peak resident set in bytes: `VmHWM` of /proc/self/status
+    /// (Linux), else getrusage's ru_maxrss (kilobytes on Linux); nil if neither answers.
+    /// The number PyTorch's `resource.getrusage(RUSAGE_SELF).ru_maxrss` gives for its process.
+    public static func peakResidentBytes() -> Int? {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) {
+            // "VmHWM:     123456 kB"
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.count >= 2, let kb = Int(fields[1]) { return kb * 1024 }
+        }
+        #if canImport(Glibc)
+        var usage = rusage()
+        if getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage) == 0, usage.ru_maxrss > 0 { return usage.ru_maxrss * 1024 }
+        #endif
+        return nil
+    }
+
+    /// Resets the peak to the current resident set (Linux ≥ 4.0: "5" into
+    /// /proc/self/clear_refs), so that each row of a sweep reports its own
+    /// peak; false where that is not possible (the peak then runs on).
+    @discardableResult
+    public static func resetPeakResident() -> Bool {
+        guard let h = FileHandle(forWritingAtPath: "/proc/self/clear_refs") else { return false }
+        defer { try? h.close() }
+        do { try h.write(contentsOf: Data("5".utf8)) } catch { return false }
+        return true
+    }
+
+    /// Every rank's peak resident bytes (collective; −1 where unknown), in rank order.
+    public static func peakResidentBytesPerRank(_ comm: Communicator) -> [Int] {
+        var mine = [Double](repeating: 0, count: comm.size)
+        mine[comm.rank] = Double(peakResidentBytes() ?? -1)
+        return comm.sum(mine).map { Int($0) }
     }
 }

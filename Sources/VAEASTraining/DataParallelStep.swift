@@ -287,7 +287,7 @@ public final class DataParallelStep {
                 comm.allreduceSum(UnsafeMutableBufferPointer(rebasing: p.gradBuffer[cr]))
             }
         }
-        let total = comm.sum([model.shardGradientSum()])[0] + Kernels.sum(p.grads + cr.lowerBound, count: cr.count)
+        let total = comm.sum([model.shardGradientCheck()])[0] + Kernels.sum(p.grads + cr.lowerBound, count: cr.count)
         phases.communication += clock.lap()
         if !total.isFinite { throw NonFiniteError(epoch: epoch, step: globalStep, what: "classifier gradient") }
         classifierAdamStep += 1
@@ -370,7 +370,7 @@ public final class DataParallelStep {
             Trace.span("backward", "backward") { model.backward(x: x, eps: eps, n: n, gradScale: scale, times: &phases) }
         }
         // The partitioned rows' gradients are local: their finiteness joins the step's sums.
-        var shardSum = model.shardGradientSum()
+        var shardSum = model.shardGradientCheck()
         // Buckets started (and polled) during backward: the model's clock booked that as backward.
         let inBackward = buckets?.secondsInBackward ?? 0
         phases.backward += clock.lap() - inBackward

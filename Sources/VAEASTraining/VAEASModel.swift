@@ -61,8 +61,11 @@ public final class VAEASModel {
             classifier = AuxiliaryClassifier(latent: shape.latent, store: parameters, activation: shape.activation,
                                              labels: c.labels, softmax: c.softmax, localRowCapacity: localBatch * samples,
                                              globalRowCapacity: batch * samples, comm: comm)
+            let pca = c.softmax == .tree && c.leafOrder == .pca
             labels = LabelAssignment(samples: trainSet.count, labels: c.labels, kind: c.labelAssignment, seed: spec.seed,
-                                     pcaLeavesFrom: c.softmax == .tree && c.leafOrder == .pca ? trainSet : nil)
+                                     renaming: pca ? Self.sharedPCALeaves(samples: trainSet.count, labels: c.labels,
+                                                                          kind: c.labelAssignment, seed: spec.seed,
+                                                                          dataset: trainSet, comm: comm) : nil)
         } else {
             classifier = nil
             labels = nil
@@ -72,6 +75,18 @@ public final class VAEASModel {
         let first = parameters.slots.first { $0.name.hasPrefix("classifier.") }?.offset ?? parameters.count
         classifierParameterRange = first..<parameters.count
         targets = arena.int32s(batch * samples)
+    }
+
+    /// `objective.leaf_order: pca`: the order computed on rank 0 only (its V × d
+    /// means and its time are paid once, not on every rank) and broadcast,
+    /// V int32s. The same order a single rank computes. Collective.
+    public static func sharedPCALeaves(samples: Int, labels: Int, kind: LabelAssignment.Kind, seed: UInt32, dataset: Dataset,
+                                comm: Communicator) -> [Int32] {
+        var leafOf = comm.isRoot
+            ? LabelAssignment.pcaLeaves(samples: samples, labels: labels, kind: kind, seed: seed, dataset: dataset)
+            : [Int32](repeating: 0, count: labels)
+        if comm.size > 1 { leafOf.withUnsafeMutableBytes { comm.broadcast($0, root: 0) } }
+        return leafOf
     }
 
     /// Deterministic initial values from `spec.seed` on every rank, then
@@ -193,8 +208,8 @@ public final class VAEASModel {
         return ce
     }
 
-    /// Sum of this rank's partitioned gradients (NaN if one is not finite).
-    public func shardGradientSum() -> Double { classifier?.output.gradientSum() ?? 0 }
+    /// Finite iff this rank's partitioned gradients are (`gradientCheck`).
+    public func shardGradientCheck() -> Double { classifier?.output.gradientCheck() ?? 0 }
 
     private var commSeconds: Double { (comm as? TimedCommunicator)?.seconds ?? 0 }
 

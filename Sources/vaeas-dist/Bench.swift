@@ -8,7 +8,8 @@ struct Bench: ParsableCommand {
         abstract: "Time training steps and compare with OpenBLAS sgemm on the same shapes, in one run.",
         discussion: """
         Prints samples/s, the model's matmul FLOPs per sample, the achieved GFLOP/s per rank, and sgemm's
-        GFLOP/s on exactly the products of one step (same shapes, same threads, same process).
+        GFLOP/s on exactly the products of one step (same shapes, same threads, same process), and each
+        rank's peak memory (peak resident set, VmHWM: JSON peak_rss_bytes_*).
         ratio = achieved / sgemm: the share of sgemm speed the whole step keeps.
         With --labels, times the classifier's output layer instead, full against tree, over label counts;
         tree rows whose config asks for the entropy estimator (which needs all V probabilities) are timed
@@ -114,6 +115,7 @@ struct Bench: ParsableCommand {
             let achieved = perRank[0] * Double(steps) / seconds / 1e9 / Double(comm.size)
             let sgemm = perRank[0] / perRank[1] / 1e9   // per rank, averaged over ranks' time
             let ratio = achieved / sgemm
+            let peaks = Benchmark.peakResidentBytesPerRank(comm)
             if comm.isRoot {
                 let m = config.model
                 var r = JSONRecord()
@@ -141,6 +143,10 @@ struct Bench: ParsableCommand {
                 r.set("ms_communication_exposed", gradient[2])
                 r.set("ms_communication_total", gradient[2] - gradient[0] + gradient[1])
                 r.set("optimizer_state_bytes_per_rank", step.optimizerStateBytes)
+                // Peak resident memory (VmHWM) of each rank's whole process: set-up, data and the timed steps.
+                r.set("peak_rss_bytes_max_rank", peaks.max() ?? -1)
+                r.set("peak_rss_bytes_all_ranks", peaks.reduce(0) { $0 + max($1, 0) })
+                r.set("peak_rss_bytes_per_rank", peaks.map(String.init).joined(separator: ","))
                 if let sm = step.model.classifier?.output {
                     r.set("labels", sm.labels)
                     r.set("output_layer_bytes_sent_per_step", sm.bytesSentLastStep)
@@ -165,6 +171,7 @@ struct Bench: ParsableCommand {
                       grad reduce  \(reductionText), \(String(format: "%.2f MiB", Double(4 * step.model.parameters.count) / 1_048_576))/step: \(String(format: "%.2f", gradient[0])) ms exposed, \(String(format: "%.2f", gradient[1])) ms in flight (mean over ranks)
                       comm         \(String(format: "%.2f", gradient[2])) ms/step exposed (blocking calls, starts, polls, waits), \(String(format: "%.2f", gradient[2] - gradient[0] + gradient[1])) ms total incl. overlapped (mean over ranks)
                       optimizer    \(String(format: "%.2f MiB", Double(step.optimizerStateBytes) / 1_048_576)) Adam state per rank for the replicated parameters\(config.train.zeroStage == 1 ? " (ZeRO stage 1: sharded)" : "")
+                      peak memory  \(Bench.peakText(peaks))
                     """)
                     if let sm = step.model.classifier?.output {
                         func mib(_ b: Int) -> String { String(format: "%.2f MiB", Double(b) / 1_048_576) }
@@ -172,12 +179,19 @@ struct Bench: ParsableCommand {
                           classifier   V = \(sm.labels) labels, h = \(sm.width), \(config.objective.softmax.rawValue) softmax; \(sm.ownedRows) rows (labels or tree nodes) on rank 0
                           layer comm   \(mib(sm.bytesSentLastStep)) sent per step by rank 0 (allgather H, 4 B-vectors, reduce-scatter dH)
                                        vs \(mib(4 * sm.labels * (sm.width + 1))) a replicated V × h layer would allreduce
-                          layer memory \(mib(sm.memoryBytes)) on rank 0 (W_r, b_r, gradients, Adam moments, logits, probabilities)
+                          layer memory \(mib(sm.memoryBytes)) on rank 0 (W_r, b_r, gradients, Adam moments, per-step buffers)
                         """)
                     }
                 }
             }
         }
+    }
+
+    /// "412.3 MiB max over ranks, 820.1 MiB all ranks (per rank 412.3, 407.8; VmHWM)".
+    static func peakText(_ peaks: [Int]) -> String {
+        func mib(_ b: Int) -> String { b < 0 ? "?" : String(format: "%.1f", Double(b) / 1_048_576) }
+        return "\(mib(peaks.max() ?? -1)) MiB max over ranks, \(mib(peaks.reduce(0) { $0 + max($1, 0) })) MiB all ranks "
+            + "(per rank \(peaks.map(mib).joined(separator: ", ")); peak resident set, VmHWM)"
     }
 
     /// Full against hierarchical softmax over label counts: the classifier's
@@ -188,7 +202,7 @@ struct Bench: ParsableCommand {
             let counts = labels!.split(separator: ",").map { Int($0)! }
             let kinds = softmaxKinds
             var rows: [JSONRecord] = []
-            var table: [(String, Int, Double, Double, Int, Int)] = []
+            var table: [(String, Int, Double, Double, Int, Int, Int)] = []
             var substituted = false
             for v in counts {
                 for kind in kinds {
@@ -204,6 +218,8 @@ struct Bench: ParsableCommand {
                         substituted = true
                     }
                     try config.validate()
+                    // Each row's own peak (where the kernel allows resetting it; else the run's so far).
+                    let peakIsPerRow = Benchmark.resetPeakResident()
                     let data = try Runtime.loadData(config)
                     let step = try DataParallelStep.make(config: config, train: data.train, comm: comm, allowUnusedLabels: true)
                     let b = config.train.batch
@@ -223,13 +239,15 @@ struct Bench: ParsableCommand {
                                                  / Double(steps) * 1e3])[0]
                     let sm = step.model.classifier!.output
                     let memory = Int(comm.max([Double(sm.memoryBytes)])[0])
+                    let peak = Benchmark.peakResidentBytesPerRank(comm).max() ?? -1
                     var r = JSONRecord()
                     r.set("softmax", kind.rawValue); r.set("labels", v); r.set("ranks", comm.size)
                     r.set("mi_estimator", config.objective.miEstimator.rawValue)
                     r.set("classifier_ms_per_step", classifierMs); r.set("step_ms", stepMs)
                     r.set("layer_memory_bytes_per_rank", memory); r.set("layer_bytes_sent_per_step", sm.bytesSentLastStep)
+                    r.set("peak_rss_bytes_max_rank", peak); r.set("peak_rss_is_per_row", peakIsPerRow)
                     rows.append(r)
-                    table.append((kind.rawValue, v, classifierMs, stepMs, memory, sm.bytesSentLastStep))
+                    table.append((kind.rawValue, v, classifierMs, stepMs, memory, sm.bytesSentLastStep, peak))
                 }
             }
             guard comm.isRoot else { return }
@@ -237,11 +255,12 @@ struct Bench: ParsableCommand {
             print("vaeas-dist bench --labels: \(comm.size) rank(s), \(BLAS.threads) BLAS thread(s)/rank, batch \(try options.resolve().train.batch), \(steps) timed steps each")
             if substituted { print("tree rows use objective.mi_estimator=ce: the entropy estimator needs all V probabilities") }
             print("classifier ms/step = its compute + its collectives + the output layer's optimizer update (max over ranks)")
-            print("| softmax | V | classifier ms/step | whole step ms | layer memory/rank | layer bytes sent/step |")
-            print("|---|---:|---:|---:|---:|---:|")
+            print("peak memory = the rank's peak resident set (VmHWM) while building and timing the row, max over ranks")
+            print("| softmax | V | classifier ms/step | whole step ms | layer memory/rank | layer bytes sent/step | peak memory/rank |")
+            print("|---|---:|---:|---:|---:|---:|---:|")
             for t in table {
-                print(String(format: "| %@ | %d | %.2f | %.2f | %.1f MiB | %.1f KiB |", t.0, t.1, t.2, t.3,
-                             Double(t.4) / 1_048_576, Double(t.5) / 1024))
+                print(String(format: "| %@ | %d | %.2f | %.2f | %.1f MiB | %.1f KiB | %.1f MiB |", t.0, t.1, t.2, t.3,
+                             Double(t.4) / 1_048_576, Double(t.5) / 1024, Double(t.6) / 1_048_576))
             }
             for v in counts {
                 if let f = table.first(where: { $0.0 == "full" && $0.1 == v }), let t = table.first(where: { $0.0 == "tree" && $0.1 == v }) {

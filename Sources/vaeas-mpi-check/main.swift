@@ -9,6 +9,10 @@ import VAEAS
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "step-dump" {
     exit(stepDump(Array(CommandLine.arguments.dropFirst(2))))
 }
+// `vaeas-mpi-check pca-leaves`: the shared PCA leaf order (PCACheck.swift).
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "pca-leaves" {
+    exit(pcaLeavesCheck())
+}
 
 struct Rand {
     var s: UInt64

@@ -26,6 +26,23 @@ final class VAEASDistributedTests: XCTestCase {
         }
     }
 
+    /// `objective.leaf_order: pca` is computed on rank 0 and broadcast: at 1, 2
+    /// and 3 ranks every rank holds exactly the order one rank computes alone,
+    /// and the three runs print the same order.
+    func testSharedPCALeafOrderEqualsTheSingleRankOrder() throws {
+        var hashes: [String] = []
+        for ranks in [1, 2, 3] {
+            let r = try CLI.run(["pca-leaves"], ranks: ranks, executable: checkBinary)
+            XCTAssertEqual(r.status, 0, "ranks \(ranks): \(r.output)")
+            let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("{") }.map(String.init) ?? "{}"
+            let j = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            XCTAssertEqual(j["ranks"] as? Int, ranks)
+            XCTAssertEqual(j["mismatches"] as? Int, 0, "ranks \(ranks): \(line)")
+            hashes.append(j["fnv"] as? String ?? "")
+        }
+        XCTAssertEqual(Set(hashes).count, 1, "orders differ across rank counts: \(hashes)")
+    }
+
     func vaeasArguments(out: String, steps: Int, extra: [String] = []) -> [String] {
         smallArguments(out: out, extra: ["--set", "objective.kind=vaeas", "--set", "objective.labels=1000",
                                          "--set", "model.cls_layers=1", "--set", "objective.alpha=0.5",

@@ -58,4 +58,87 @@ final class LeafOrderTests: XCTestCase {
         }
         XCTAssertEqual(PCALeafOrder.leaves(points, count: n, dim: dim), leafOf, "deterministic")
     }
+
+    /// The in-place order (rows read through the permutation, never moved) is
+    /// the order of the copying implementation it replaced, kept here verbatim
+    /// as the reference: over 9000 vectors (the power iteration's stride 2 at
+    /// the top), clustered and random data, and labels with equal vectors.
+    func testInPlaceOrderEqualsTheCopyingImplementation() {
+        var rng = TestRNG(31)
+        let n = 9000, dim = 11
+        var clustered = [Float](repeating: 0, count: n * dim)
+        for i in 0..<n { for j in 0..<dim { clustered[i * dim + j] = Float((i * 7919) % 13) * (j % 3 == 0 ? 1 : -0.5) + rng.uniform(-1, 1) } }
+        var ties = rng.array(300 * 5)
+        for j in 0..<5 { ties[7 * 5 + j] = ties[3 * 5 + j]; ties[200 * 5 + j] = ties[3 * 5 + j] }
+        for (x, count, d) in [(clustered, n, dim), (rng.array(777 * 784, 0, 1), 777, 784), (ties, 300, 5)] {
+            XCTAssertEqual(PCALeafOrder.leaves(x, count: count, dim: d), Self.copyingLeaves(x, count: count, dim: d),
+                           "count \(count), dim \(d)")
+        }
+    }
+
+    /// PCALeafOrder.leaves as of commit 533af70 (it moved rows and labels together).
+    static func copyingLeaves(_ vectors: [Float], count: Int, dim: Int) -> [Int32] {
+        var x = vectors
+        var perm = (0..<count).map { Int32($0) }
+        var proj = [Float](repeating: 0, count: count)
+        var scratchRows = [Float](repeating: 0, count: count * dim)
+        var scratchPerm = [Int32](repeating: 0, count: count)
+        var mean = [Float](repeating: 0, count: dim), u = [Float](repeating: 0, count: dim), w = [Float](repeating: 0, count: dim)
+        func normalize(_ v: inout [Float]) -> Bool {
+            var s: Float = 0
+            for a in v { s += a * a }
+            guard s > 1e-30 else { return false }
+            let inv = 1 / s.squareRoot()
+            for j in 0..<v.count { v[j] *= inv }
+            return true
+        }
+        var stack = [(0, count)]
+        while let (lo, hi) = stack.popLast() {
+            let n = hi - lo
+            if n < 3 { continue }
+            x.withUnsafeMutableBufferPointer { xb in
+                let block = xb.baseAddress! + lo * dim
+                for j in 0..<dim { mean[j] = 0 }
+                for i in 0..<n { for j in 0..<dim { mean[j] += block[i * dim + j] } }
+                for j in 0..<dim { mean[j] /= Float(n) }
+                let stride = max(1, n / 4096)
+                for j in 0..<dim { u[j] = Float(j % 7) - 3 + 0.5 }
+                _ = normalize(&u)
+                for _ in 0..<6 {
+                    for j in 0..<dim { w[j] = 0 }
+                    var i = 0
+                    while i < n {
+                        let row = block + i * dim
+                        var a: Float = 0
+                        for j in 0..<dim { a += (row[j] - mean[j]) * u[j] }
+                        for j in 0..<dim { w[j] += a * (row[j] - mean[j]) }
+                        i += stride
+                    }
+                    if !normalize(&w) { break }
+                    swap(&u, &w)
+                }
+                for i in 0..<n {
+                    let row = block + i * dim
+                    var a: Float = 0
+                    for j in 0..<dim { a += row[j] * u[j] }
+                    proj[lo + i] = a
+                }
+            }
+            let order = (lo..<hi).sorted { proj[$0] != proj[$1] ? proj[$0] < proj[$1] : perm[$0] < perm[$1] }
+            for (k, src) in order.enumerated() {
+                scratchPerm[lo + k] = perm[src]
+                for j in 0..<dim { scratchRows[(lo + k) * dim + j] = x[src * dim + j] }
+            }
+            for k in lo..<hi {
+                perm[k] = scratchPerm[k]
+                for j in 0..<dim { x[k * dim + j] = scratchRows[k * dim + j] }
+            }
+            let mid = CanonicalTree.split(lo, hi)
+            stack.append((mid, hi))
+            stack.append((lo, mid))
+        }
+        var leafOf = [Int32](repeating: 0, count: count)
+        for (pos, label) in perm.enumerated() { leafOf[Int(label)] = Int32(pos) }
+        return leafOf
+    }
 }
