@@ -21,9 +21,10 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
-        // Elementwise kernels (bias + activation, activation backward, BCE, Adam) in C, built for
-        // AVX-512F / AVX2 / baseline x86-64 by target_clones and picked at load time: the machine's
-        // vector width without unsafeFlags or a native-only build (Sources/CKernels/elementwise.c).
+        // C kernels, built for AVX-512F / AVX2 / baseline x86-64 by target_clones and picked at load
+        // time: the machine's vector width without unsafeFlags or a native-only build. The VAE path's
+        // elementwise kernels (bias + activation, activation backward, BCE, Adam, Σg²: elementwise.c)
+        // and the full softmax's fused tile passes and shard Adam (classifier.c).
         .target(name: "CKernels"),
 
         // File formats and configuration: no numerics, no MPI. FileContents: whole-file reads
@@ -32,10 +33,6 @@ let package = Package(
         .target(name: "SafeTensors", dependencies: ["FileContents"]),
         .target(name: "VAEASData", dependencies: ["CZlib", "FileContents"]),
         .target(name: "VAEASConfig", dependencies: ["Yams", "FileContents"]),
-
-        // Small C kernels at the machine's vector width (function multi-versioning:
-        // `target_clones`, no unsafeFlags), e.g. the full softmax's fused passes.
-        .target(name: "CKernels"),
 
         // The layers of the trainer, each a module, so that the build enforces who may use what:
         // only VAEASMPI imports MPI; numerics and model code cannot reach a communicator.
