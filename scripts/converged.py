@@ -12,12 +12,12 @@ study can be built over several sittings:
     python3 scripts/converged.py list
     python3 scripts/converged.py summary                # one JSON line per finished run
 
-The groups and their runs are in experiments/converged.yaml.
+The groups and their runs are in experiments/converged/study.yaml.
 """
 import argparse, json, os, shlex, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPEC = os.path.join(ROOT, "experiments", "converged.yaml")
+SPEC = os.path.join(ROOT, "experiments", "converged", "study.yaml")
 OUT = os.path.join(ROOT, "runs", "converged")
 
 

@@ -17,9 +17,16 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
     public var dataset: String
     public var binarize: Binarization
     public var trainSamples: Int?
-    /// How those samples were chosen from the split (nil in checkpoints older
-    /// than `data.subset`, which kept the first `trainSamples`).
+    /// How those samples were chosen from the split (nil: the whole split, or
+    /// a checkpoint older than `data.subset`; see `trainedOnSubset`).
     public var trainSubset: TrainingSubset?
+
+    /// The samples trained on: `trainSubset`, or for a checkpoint written
+    /// before `data.subset` existed, the first `trainSamples` (what
+    /// `data.limit` kept then). nil: the whole split.
+    public var trainedOnSubset: TrainingSubset? {
+        trainSubset ?? trainSamples.map { TrainingSubset(limit: $0, kind: .first, seed: 0) }
+    }
     /// When the tensors were written: the epoch (the last one completed, or in
     /// progress at a `train.max_steps` stop) and the optimizer step.
     public var epoch: Int?
@@ -135,8 +142,6 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
                 throw fail("train_subset_seed", "an integer in 0…4294967295")
             }
             trainSubset = TrainingSubset(limit: n, kind: try choice("train_subset", default: .random), seed: Int(seed))
-        } else if let n = trainSamples {
-            trainSubset = TrainingSubset(limit: n, kind: .first, seed: 0)   // before data.subset: the first N
         }
         epoch = m["epoch"] == nil ? nil : try int("epoch")
         step = m["step"].map { Int($0) } ?? nil

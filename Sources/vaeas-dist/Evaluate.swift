@@ -92,7 +92,7 @@ struct CheckpointData: ParsableArguments {
     /// saying which.
     func trainedOn(_ full: Dataset, file: SafeTensorsFile) throws -> (dataset: Dataset, description: String) {
         let meta = try CheckpointMetadata(entries: file.metadata, path: file.path)
-        guard !wholeSplit, let subset = meta.trainSubset, subset.limit < full.count else {
+        guard !wholeSplit, let subset = meta.trainedOnSubset, subset.limit < full.count else {
             return (full, "all \(full.count) examples of \(full.split)")
         }
         return (subset.apply(to: full), subset.describe(fullCount: full.count, split: full.split))

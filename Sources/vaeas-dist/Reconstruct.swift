@@ -63,7 +63,7 @@ struct Reconstruct: ParsableCommand {
                                                                   checkpoint: checkpoint)
         // The training images shown are ones the model was trained on (its data.limit subset), as eval's.
         var data = loaded
-        if split == "train", let subset = try CheckpointMetadata(entries: file.metadata, path: file.path).trainSubset,
+        if split == "train", let subset = try CheckpointMetadata(entries: file.metadata, path: file.path).trainedOnSubset,
            subset.limit < loaded.count {
             data = subset.apply(to: loaded)
         }

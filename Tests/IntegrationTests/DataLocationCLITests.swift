@@ -47,7 +47,7 @@ final class DataLocationCLITests: XCTestCase {
 
             let m = try CLI.run(["estimate", "--checkpoint", ckpt, "--limit", "200", "--samples", "50"], environment: env)
             XCTAssertEqual(m.status, 0, m.output)
-            XCTAssertTrue(m.stdout.contains("data: binarized-mnist from \(CLI.sharedData) (\(origin)); 200 examples: every 250th of train (50000)"),
+            XCTAssertTrue(m.stdout.contains("data: binarized-mnist from \(CLI.sharedData) (\(origin)); 200 examples, every 5th of the 1000 of train (50000) trained on"),
                           m.stdout)
 
             let png = out + "/recon.png"
