@@ -60,11 +60,14 @@ final class ScalingTests: XCTestCase {
             XCTAssertNotNil(e["ts"] as? Double); XCTAssertGreaterThanOrEqual(e["dur"] as? Double ?? -1, 0)
             if (e["name"] as? String) == "allgather H" { XCTAssertEqual(e["args"].flatMap { ($0 as? [String: Any])?["bytes"] as? Double }, 4 * 100 * 64) }
         }
-        // Aligned clocks: both ranks' step 12 starts within a step's length of each other.
+        // Aligned clocks: both ranks' step 12 starts within a step's length of each other, plus 10 ms
+        // for a loaded machine's scheduling (a rank descheduled at the step boundary; seen at 3.8 ms
+        // with the suite beside background training). On one host the ranks share the monotonic
+        // clock; across hosts the barrier offset is what aligns them (cluster/netns-test.sh checks that).
         let starts = complete.filter { $0["name"] as? String == "step 12" }.map { $0["ts"] as! Double }
         let length = complete.filter { $0["name"] as? String == "step 12" }.map { $0["dur"] as! Double }.max()!
         XCTAssertEqual(starts.count, 2)
-        XCTAssertLessThanOrEqual(abs(starts[0] - starts[1]), length)
+        XCTAssertLessThanOrEqual(abs(starts[0] - starts[1]), length + 10_000)
     }
 
     func testTimelineStepsNeedsTimelineAndAWindow() throws {
