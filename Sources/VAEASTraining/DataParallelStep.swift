@@ -373,7 +373,10 @@ public final class DataParallelStep {
         var shardSum = model.shardGradientCheck()
         // Buckets started (and polled) during backward: the model's clock booked that as backward.
         let inBackward = buckets?.secondsInBackward ?? 0
-        phases.backward += clock.lap() - inBackward
+        // The model booked its own backward (and classifier) time; take out the bucket starts
+        // and polls its clock saw, which are communication.
+        _ = clock.lap()
+        phases.backward -= inBackward
         phases.gradientExposed += inBackward
         phases.communication += inBackward
         let r0 = comm.seconds
