@@ -239,7 +239,7 @@ final class ResumeTests: XCTestCase {
     /// Two runs on one directory: the second is refused while the first runs.
     func testSecondRunOnTheSameDirectoryIsRefused() throws {
         let out = CLI.temporaryDirectory("lock")
-        let job = try BackgroundJob(arguments(out: out, ["--set", "data.limit=5000", "--set", "train.epochs=30", "--set", "eval.every=0"]),
+        let job = try BackgroundJob(arguments(out: out, ["--set", "data.limit=5000", "--set", "train.epochs=400", "--set", "eval.every=0"]),
                                     ranks: 1)
         XCTAssertTrue(job.waitForFile(out + "/config.yaml", nonEmpty: true, timeout: 60))
         let second = try CLI.run(arguments(out: out))
