@@ -153,7 +153,14 @@ def run(args):
     base_batch = None
     rows = []
     path = os.path.join(args.out, "points.jsonl")
+    # --append: add points to an earlier sweep (e.g. V = 10^6 at P = 1, 2 only), replacing same-named ones.
+    kept = []
+    if args.append and os.path.exists(path):
+        todo = {f"{mode}-{model}" + (f"-V{v}" if v else "") + f"-P{p}" for mode, model, v, p in points(args)}
+        kept = [l for l in open(path) if json.loads(l)["point"] not in todo]
     with open(path, "w") as f:
+        f.writelines(kept)
+        f.flush()
         for mode, model, v, p in points(args):
             name = f"{mode}-{model}" + (f"-V{v}" if v else "") + f"-P{p}"
             cmd = launcher_cmd(args.launcher, p) + ["bench", "--json", "--steps", str(args.steps), "--warmup", str(args.warmup),
@@ -199,6 +206,30 @@ def batch_of(args, sets):
         elif section == "train" and line.strip().startswith("batch:"):
             return int(line.split(":")[1].split("#")[0])
     return 128
+
+
+def collectives(args):
+    """bench --collectives at each P into OUT/collectives.jsonl (rows of other P kept)."""
+    os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, "collectives.jsonl")
+    ranks = [int(p) for p in args.ranks.split(",")]
+    kept = [l for l in open(path) if json.loads(l)["ranks"] not in ranks] if os.path.exists(path) else []
+    rows = []
+    for p in ranks:
+        cmd = launcher_cmd(args.launcher, p) + ["bench", "--collectives", "--json"] + (["--bytes", args.bytes] if args.bytes else [])
+        print("scaling: collectives at P =", p, flush=True)
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"scaling: collectives at P = {p} failed ({shlex.join(cmd)}):\n{r.stdout[-2000:]}{r.stderr[-3000:]}")
+        for l in r.stdout.splitlines():
+            if l.startswith("{"):
+                row = json.loads(l)
+                row["oversubscribed"] = p > cores()
+                rows.append(json.dumps(row) + "\n")
+    with open(path + ".tmp", "w") as f:
+        f.writelines(kept + rows)
+    os.replace(path + ".tmp", path)
+    print("scaling: wrote", path, f"({len(rows)} rows)")
 
 
 # ----------------------------------------------------------------------- report
@@ -305,6 +336,19 @@ def main():
     r.add_argument("--set", action="append", default=[])
     r.add_argument("--launcher", choices=["mpirun", "srun"], default="mpirun")
     r.add_argument("--out", default="runs/scaling")
+    r.add_argument("--append", action="store_true", help="keep OUT/points.jsonl's other points (same-named ones are rerun)")
+    c = sub.add_parser("collectives", help="time allreduce/allgather/reduce-scatter over sizes at each P (bench --collectives)")
+    c.add_argument("--ranks", default="2,3,4")
+    c.add_argument("--bytes", default=None, help="bench --bytes (default: its 4 B … 64 MiB)")
+    c.add_argument("--launcher", choices=["mpirun", "srun"], default="mpirun")
+    c.add_argument("--out", default="runs/scaling")
+    pj = sub.add_parser("project", help="fit the α–β model, check it against the sweep, project to cluster scale")
+    pj.add_argument("--out", default="runs/scaling")
+    pj.add_argument("--alpha-us", type=float, default=2.0, help="cluster latency per message (µs)")
+    pj.add_argument("--gbit", type=float, default=100.0, help="cluster link bandwidth (Gb/s)")
+    pj.add_argument("--max-ranks", type=int, default=512)
+    pj.add_argument("--compute-speedup", default="1,32",
+                    help="per-rank compute ÷ these factors, one projection each (1 = one core of this machine per rank)")
     rp = sub.add_parser("report")
     rp.add_argument("--out", default="runs/scaling")
     t = sub.add_parser("timeline-png")
@@ -317,6 +361,11 @@ def main():
         return
     if args.cmd == "report":
         return report(args)
+    if args.cmd == "collectives":
+        return collectives(args)
+    if args.cmd == "project":
+        import projection
+        return projection.project(args)
     if args.ranks is None:
         args.ranks = "1,2" if args.quick else ",".join(str(p) for p in (1, 2, 4, 8, 16, 32, 64) if p <= max(cores(), 4))
     if args.labels is None:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A Python venv with PyTorch (CPU-only) for scripts/compare_torch.py, kept out of
+# A Python venv with PyTorch (CPU-only) for scripts/compare_torch.py and
+# scripts/torch_train.py (which reads YAML configs: pyyaml), kept out of
 # the system python3:
 #
 #   bash scripts/torch-venv.sh            # creates or updates <repo>/.venv-torch
@@ -24,12 +25,12 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install python3-venv)"
 fi
 py="$venv/bin/python"
-if "$py" -c "import sys, torch, numpy, safetensors; sys.exit(0 if torch.__version__.startswith('$torch_version') else 1)" >/dev/null 2>&1; then
+if "$py" -c "import sys, torch, numpy, safetensors, yaml; sys.exit(0 if torch.__version__.startswith('$torch_version') else 1)" >/dev/null 2>&1; then
     say "present: torch $("$py" -c 'import torch; print(torch.__version__)') in $venv"
     exit 0
 fi
-say "installing into $venv: torch==$torch_version+cpu numpy safetensors"
-"$py" -m pip install --quiet "torch==$torch_version+cpu" numpy safetensors \
+say "installing into $venv: torch==$torch_version+cpu numpy safetensors pyyaml"
+"$py" -m pip install --quiet "torch==$torch_version+cpu" numpy safetensors pyyaml \
     || die "pip could not install 'torch==$torch_version+cpu' into $venv. Make the wheel findable (pip's find-links, \
 or PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu) and rerun; do not install the plain 'torch' wheel, which brings CUDA"
 "$py" -c "import sys, torch; sys.exit(0 if torch.__version__.startswith('$torch_version') else 1)" \

@@ -14,10 +14,14 @@ struct Bench: ParsableCommand {
         With --labels, times the classifier's output layer instead, full against tree, over label counts;
         tree rows whose config asks for the entropy estimator (which needs all V probabilities) are timed
         with `ce`, and the table says so.
+        With --collectives, times the collectives the trainer issues (allreduce, allgather, reduce-scatter)
+        over message sizes instead, as nccl-tests and the OSU benchmarks do: the input of the α–β model in
+        `scripts/scaling.py project`.
 
         Examples:
           mpirun -n 2 vaeas-dist bench --config configs/mnist-vae.yaml --data-dir ../shared/data
           vaeas-dist bench --config configs/mnist-vaeas.yaml --data-dir ../shared/data --labels 1000,50000 --softmax full,tree
+          mpirun -n 2 vaeas-dist bench --collectives --bytes 4,1K,64K,4M,64M
         """)
 
     @OptionGroup var options: ConfigOptions
@@ -40,6 +44,30 @@ struct Bench: ParsableCommand {
             help: ArgumentHelp("With --labels: softmax kinds to compare (space- or comma-separated).", valueName: "full,tree"))
     var softmax: [String] = ["full", "tree"]
 
+    @Flag(name: .long, help: "Time the collectives over message sizes (--bytes) instead of training steps.")
+    var collectives = false
+
+    @Option(name: .long, help: ArgumentHelp("With --collectives: message sizes in bytes, K/M/G suffixes (binary) allowed; for allgather the gathered bytes, for reduce-scatter the input's. (default: 4 to 64M by factors of 4)", valueName: "n,n,…"))
+    var bytes: String?
+
+    @Option(name: .long, help: ArgumentHelp("With --collectives: timed calls per size (default: 200 for small messages down to 5 for 64 MiB).", valueName: "n"))
+    var iterations: Int?
+
+    /// --bytes as byte counts ("64K" = 65536).
+    static func parseBytes(_ text: String) -> [Int]? {
+        var out: [Int] = []
+        for item in text.split(separator: ",") {
+            var digits = item.trimmingCharacters(in: .whitespaces).uppercased()
+            var unit = 1
+            if let last = digits.last, let shift = ["K": 10, "M": 20, "G": 30][String(last)] {
+                unit = 1 << shift; digits.removeLast()
+            }
+            guard let n = Int(digits), n * unit >= 4 else { return nil }
+            out.append(n * unit)
+        }
+        return out.isEmpty ? nil : out
+    }
+
     /// --softmax as typed kinds.
     var softmaxKinds: [SoftmaxKind] {
         softmax.flatMap { $0.split(separator: ",") }.compactMap { SoftmaxKind(rawValue: String($0)) }
@@ -54,6 +82,16 @@ struct Bench: ParsableCommand {
         for s in softmax.flatMap({ $0.split(separator: ",") }) where SoftmaxKind(rawValue: String(s)) == nil {
             throw ValidationError("--softmax: '\(s)' is not one of " + SoftmaxKind.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        if let bytes, Bench.parseBytes(bytes) == nil {
+            throw ValidationError("--bytes: '\(bytes)' is not a list of sizes ≥ 4 bytes (expected e.g. 4,1K,64K,4M)")
+        }
+        if (bytes != nil || iterations != nil) && !collectives {
+            throw ValidationError("--bytes and --iterations apply to --collectives only")
+        }
+        if let iterations, iterations < 1 { throw ValidationError("--iterations must be at least 1, got \(iterations)") }
+        if collectives && (labels != nil || timelineOptions.timeline != nil) {
+            throw ValidationError("--collectives times the collectives alone; it does not combine with --labels or --timeline")
+        }
         if labels != nil && timelineOptions.timeline != nil {
             throw ValidationError("--timeline times training steps; it does not apply to the --labels sweep")
         }
@@ -62,6 +100,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if collectives { return try collectiveSweep() }
         if labels != nil { return try sweep() }
         try Runtime.withCommunicator { comm in
             var config = try options.resolve()
@@ -192,6 +231,41 @@ struct Bench: ParsableCommand {
         func mib(_ b: Int) -> String { b < 0 ? "?" : String(format: "%.1f", Double(b) / 1_048_576) }
         return "\(mib(peaks.max() ?? -1)) MiB max over ranks, \(mib(peaks.reduce(0) { $0 + max($1, 0) })) MiB all ranks "
             + "(per rank \(peaks.map(mib).joined(separator: ", ")); peak resident set, VmHWM)"
+    }
+
+    /// The collectives over message sizes (CollectiveBenchmark): one table row
+    /// or JSON line per operation and size.
+    func collectiveSweep() throws {
+        try Runtime.withCommunicator { comm in
+            let sizes = bytes.flatMap(Bench.parseBytes) ?? CollectiveBenchmark.defaultSizes
+            let results = CollectiveBenchmark.run(comm: comm, operations: CollectiveBenchmark.Operation.allCases, sizes: sizes,
+                                                   iterations: iterations)
+            if comm.isRoot && json {
+                for r in results {
+                    var j = JSONRecord()
+                    j.set("collective", r.operation.rawValue); j.set("ranks", comm.size); j.set("bytes", r.bytes)
+                    j.set("iterations", r.iterations); j.set("median_us", r.median * 1e6); j.set("min_us", r.minimum * 1e6)
+                    j.set("busbw_gb_per_s", r.busBandwidth(ranks: comm.size) / 1e9)
+                    j.set("wrong", r.wrong)
+                    print(j.json)
+                }
+            } else if comm.isRoot {
+                print("vaeas-dist bench --collectives: \(comm.size) rank(s); time per call = the slowest rank's, after a barrier; median (min) over iterations")
+                print("busbw = bytes / time × 2(P−1)/P for allreduce, × (P−1)/P for allgather and reduce-scatter (nccl-tests' convention)")
+                print("#wrong: elements wrong in a checked call after the timed ones (rank r sends r + 1), over all ranks")
+                print("| collective | bytes | iterations | median µs | min µs | busbw GB/s | #wrong |")
+                print("|---|---:|---:|---:|---:|---:|---:|")
+                for r in results {
+                    print(String(format: "| %@ | %d | %d | %.1f | %.1f | %.2f | %d |", r.operation.rawValue, r.bytes, r.iterations,
+                                 r.median * 1e6, r.minimum * 1e6, r.busBandwidth(ranks: comm.size) / 1e9, r.wrong))
+                }
+            }
+            // Every rank holds the same count (summed over ranks), so every rank stops together.
+            let wrong = results.reduce(0) { $0 + $1.wrong }
+            if wrong > 0 {
+                throw ValidationError("bench --collectives: \(wrong) element(s) came out wrong: the MPI library's collectives are broken on this set-up")
+            }
+        }
     }
 
     /// Full against hierarchical softmax over label counts: the classifier's

@@ -183,4 +183,36 @@ final class ScalingTests: XCTestCase {
         }
         XCTAssertEqual(j["optimizer_state_bytes_per_rank"] as? Int, 8 * (j["parameters"] as? Int ?? 0))
     }
+
+    // MARK: - bench --collectives
+
+    /// The α–β model's input: every collective at 1, 2 and 3 ranks, each size
+    /// timed and its result checked (rank r sends r + 1), sizes rounded to
+    /// whole floats divisible by P.
+    func testCollectiveBenchmarkTimesAndChecksEveryCollective() throws {
+        for ranks in [1, 2, 3] {
+            let r = try CLI.run(["bench", "--collectives", "--bytes", "4,100,64K", "--iterations", "5", "--json"], ranks: ranks)
+            XCTAssertEqual(r.status, 0, r.output)
+            let lines = r.stdout.split(separator: "\n").filter { $0.hasPrefix("{") }
+            XCTAssertEqual(lines.count, 9, r.output)
+            var seen: Set<String> = []
+            for line in lines {
+                let j = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                let op = try XCTUnwrap(j["collective"] as? String)
+                let bytes = try XCTUnwrap(j["bytes"] as? Int)
+                seen.insert(op)
+                XCTAssertEqual(j["ranks"] as? Int, ranks)
+                XCTAssertEqual(j["wrong"] as? Int, 0, "\(op) \(bytes) B at P = \(ranks)")
+                XCTAssertEqual(bytes % (4 * ranks), 0, "\(op): \(bytes) B is not whole floats divisible by P = \(ranks)")
+                XCTAssertTrue([max(4 * ranks, 4), 100 / (4 * ranks) * 4 * ranks, 65536 / (4 * ranks) * 4 * ranks].contains(bytes),
+                              "\(op): \(bytes) B")
+                XCTAssertGreaterThanOrEqual(j["median_us"] as? Double ?? -1, ranks == 1 ? 0 : 1e-3, "\(op) \(bytes) B at P = \(ranks)")
+                XCTAssertLessThanOrEqual(j["min_us"] as? Double ?? .infinity, j["median_us"] as? Double ?? 0)
+            }
+            XCTAssertEqual(seen, ["allreduce", "allgather", "reduce_scatter"])
+        }
+        let bad = try CLI.run(["bench", "--collectives", "--bytes", "4,3x"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.output.contains("--bytes: '4,3x'"), bad.output)
+    }
 }
