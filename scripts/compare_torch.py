@@ -16,10 +16,21 @@ written the efficient way (one classifier forward; ∂CE only into ω and ∂Î 
 torch.autograd.grad, as vaeas-dist computes them) and, with --check (default in --quick), its
 gradients are first checked against torch_model.VAEAS.objectives on a small float64 model.
 
+Every vaeas-dist run (this build's and --before-bin's) reads one config per row that this script
+writes into a temporary directory with the model, objective and batch keys spelt out, using only
+keys that every vaeas-dist since 533af70 (main before #13's performance work) knows: both builds
+time the same model, and an older binary does not stop at a key added since (configs/mnist-vaeas.yaml's
+train.cls_lr, a learning rate that does not change the work). Before the first round each binary's
+`show-config` must accept every row's config and resolve its keys to the same values.
+
 Columns: samples/s of each side (median), their ratio, and each side's achieved matmul GFLOP/s
 (vaeas-dist's FLOPs per sample × samples/s) over the sgemm GFLOP/s vaeas-dist measured in the
 same run on exactly the step's shapes and threads (its `ratio_to_sgemm`): that ratio does not
 depend on how fast this machine's BLAS is, so rows from different sittings stay comparable.
+Then peak memory (peak resident set, VmHWM, medians): vaeas-dist's per rank (`bench`'s
+peak_rss_bytes_max_rank) and summed over its ranks (peak_rss_bytes_all_ranks), PyTorch's one
+process (its worker reads its own VmHWM after the timed steps), and --before-bin's per rank if its
+`bench --json` reports it (binaries before the performance work do not: "–").
 
 Run it on a quiet machine: about 10 minutes at the defaults on 2 cores (--reps 5), half as much
 again with --before-bin. Timing under other load says little; the ratios to sgemm say more.
@@ -33,8 +44,10 @@ import platform
 import re
 import shlex
 import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -67,23 +80,93 @@ def rows(quick):
 # vaeas-dist side
 
 
-def ours(bin_path, shape, ranks, threads, objective, labels, softmax, alpha, steps, warmup, data_dir):
-    """One `vaeas-dist bench --json` run; its JSON record."""
-    cfg = "configs/mnist-vae.yaml" if objective == "vae" else "configs/mnist-vaeas.yaml"
-    sets = [f"model.latent={shape['latent']}", f"model.hidden={shape['hidden']}",
-            f"model.enc_layers={shape['enc_layers']}", f"model.dec_layers={shape['dec_layers']}",
-            f"train.batch={shape['batch']}", f"train.samples={shape['samples']}"]
+def bench_config(shape, objective, labels, softmax, alpha):
+    """The row's vaeas-dist config as {section: {key: value}}: configs/mnist-vae.yaml's and
+    configs/mnist-vaeas.yaml's data, model and objective keys with the row's shapes, every key that
+    changes the step written out, and only keys that main at 533af70 (before #13's performance
+    work) already knew, so that a --before-bin of that age times the same model. Resolved, it
+    differs from those configs with the same --set overrides in train.cls_lr only (mnist-vaeas's
+    classifier rate, a key added since 533af70: a number in the same Adam pass, not more work).
+    epochs and eval.every are written as the configs have them, though bench runs --steps and sets
+    eval.every = 0."""
+    cfg = {
+        "data": {"name": "binarized-mnist", "binarize": "static"},
+        "model": {"latent": shape["latent"], "hidden": shape["hidden"], "enc_layers": shape["enc_layers"],
+                  "dec_layers": shape["dec_layers"], "activation": "tanh", "init": "glorot"},
+        "objective": {"kind": objective, "beta": 1.0},
+        "train": {"epochs": 300, "batch": shape["batch"], "samples": shape["samples"], "lr": 0.0003, "seed": 0},
+        "eval": {"every": 10},
+    }
     if objective == "vaeas":
-        sets += [f"model.cls_layers={shape['cls_layers']}", f"objective.labels={labels}",
-                 f"objective.softmax={softmax}", f"objective.alpha={alpha}", "objective.beta=1",
-                 # The tree scores one leaf per row: its estimator is ce (entropy needs all V).
-                 f"objective.mi_estimator={'ce' if softmax == 'tree' else 'entropy'}",
-                 # Index order: PCA leaf order only changes the tree's start-up, not its step.
-                 "objective.leaf_order=index"]
-    args = [os.path.join(SCRIPTS, "mpirun.sh"), "-n", str(ranks), "bench", "--config", os.path.join(ROOT, cfg),
+        cfg["model"]["cls_layers"] = shape["cls_layers"]
+        cfg["objective"].update({
+            "alpha": float(alpha), "labels": labels, "label_assignment": "modulo",
+            # The tree scores one leaf per row: its estimator is ce (entropy needs all V).
+            "mi_estimator": "ce" if softmax == "tree" else "entropy",
+            "softmax": softmax,
+            # Index order: PCA leaf order only changes the tree's start-up, not its step.
+            "leaf_order": "index"})
+    return cfg
+
+
+def yaml_text(cfg):
+    return "".join(f"{section}:\n" + "".join(f"  {k}: {v}\n" for k, v in keys.items())
+                   for section, keys in cfg.items())
+
+
+def write_configs(table, shape, directory):
+    """One config file per row, {row name: (path, config)}, written into directory."""
+    files = {}
+    for i, (name, _ranks, _threads, objective, labels, softmax, alpha, _t) in enumerate(table):
+        cfg = bench_config(shape, objective, labels, softmax, alpha)
+        path = os.path.join(directory, f"row{i}-{objective}.yaml")
+        with open(path, "w") as f:
+            f.write(f"# compare_torch.py: {name}\n" + yaml_text(cfg))
+        files[name] = (path, cfg)
+    return files
+
+
+def check_configs(binaries, files, data_dir):
+    """Each binary's `show-config` accepts every row's config and resolves each key written in it
+    to the same value: the binaries time the same model (a rejected key fails here, in seconds)."""
+    def resolved(bin_path, path):
+        r = subprocess.run([bin_path, "show-config", "--config", path, "--data-dir", data_dir],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            sys.exit(f"compare_torch: {bin_path} rejects the config compare_torch.py wrote ({path}):\n"
+                     f"{(r.stderr or r.stdout)[-2000:]}")
+        values, section = {}, None
+        for line in r.stdout.splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            if not line.startswith(" ") and line.rstrip().endswith(":"):
+                section = line.strip()[:-1]
+            elif section and ":" in line:
+                k, v = line.strip().split(":", 1)
+                values[f"{section}.{k}"] = v.strip().strip('"')
+        return values
+
+    def same(a, b):
+        try:
+            return float(a) == float(b)
+        except ValueError:
+            return a == b
+
+    for name, (path, cfg) in files.items():
+        seen = {b: resolved(b, path) for b in binaries}
+        for section, keys in cfg.items():
+            for k, v in keys.items():
+                key = f"{section}.{k}"
+                for b, values in seen.items():
+                    if key not in values or not same(values[key], str(v)):
+                        sys.exit(f"compare_torch: {b} resolves {key} of {path} ({name}) to "
+                                 f"{values.get(key, 'nothing')!r}, not {v!r}")
+
+
+def ours(bin_path, config_path, ranks, threads, steps, warmup, data_dir):
+    """One `vaeas-dist bench --json` run on the row's config (write_configs); its JSON record."""
+    args = [os.path.join(SCRIPTS, "mpirun.sh"), "-n", str(ranks), "bench", "--config", config_path,
             "--data-dir", data_dir, "--steps", str(steps), "--warmup", str(warmup), "--json"]
-    for s in sets:
-        args += ["--set", s]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), VAEAS_BIN=bin_path)
     r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=3600)
     if r.returncode != 0:
@@ -182,6 +265,20 @@ def check_step_gradients():
           file=sys.stderr)
 
 
+def peak_rss_bytes():
+    """This process's peak resident set: VmHWM of /proc/self/status, as vaeas-dist's bench reads
+    its own (getrusage's ru_maxrss where there is no /proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def torch_worker(spec):
     import torch
     sys.path.insert(0, SCRIPTS)
@@ -208,8 +305,10 @@ def torch_worker(spec):
     for i in range(spec["steps"]):
         step(pool[i % 16], torch.randn(b * L, d), torch.randint(label_count, (b * L,)))
     seconds = time.perf_counter() - t0
+    # Peak resident set of this whole process (interpreter, torch, model, Adam state, the timed steps).
     print(json.dumps(dict(samples_per_s=spec["steps"] * b / seconds, step_ms=seconds / spec["steps"] * 1e3,
-                          threads=torch.get_num_threads(), torch=torch.__version__)))
+                          threads=torch.get_num_threads(), torch=torch.__version__,
+                          peak_rss_bytes=peak_rss_bytes())))
 
 
 def theirs(shape, threads, objective, labels, softmax, alpha, steps, warmup, adam):
@@ -255,6 +354,15 @@ def machine():
             + (f", OPENBLAS_CORETYPE={coretype}" if coretype else ""))
 
 
+def version(bin_path):
+    """`vaeas-dist --version` of a binary (newer builds name their commit)."""
+    try:
+        r = subprocess.run([bin_path, "--version"], capture_output=True, text=True, timeout=60)
+        return r.stdout.strip() or "version unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "version unknown"
+
+
 def fmt(x, spec):
     return "–" if x is None else format(x, spec)
 
@@ -268,6 +376,8 @@ def main():
     ap.add_argument("--slow-steps", type=int, default=8, help="timed steps for V = 50000 full-softmax rows (default 8)")
     ap.add_argument("--bin", default=os.path.join(ROOT, ".build/release/vaeas-dist"), help="vaeas-dist binary")
     ap.add_argument("--before-bin", help="another vaeas-dist binary (e.g. main's) timed in the same rounds: a 'before' column")
+    ap.add_argument("--before-label", help="what --before-bin is, for the notes (e.g. 'main at 533af70'; "
+                    "default: its --version)")
     ap.add_argument("--data-dir", default=os.path.join(os.path.dirname(ROOT), "shared/data"),
                     help="directory with binarized-mnist (default ../shared/data)")
     ap.add_argument("--adam", choices=["fused", "foreach", "default"], default="fused",
@@ -290,6 +400,8 @@ def main():
     out = a.out if a.out is not None else (None if quick else os.path.join(ROOT, "docs/PERFORMANCE.md"))
     if not os.access(a.bin, os.X_OK):
         sys.exit(f"compare_torch: {a.bin} is not an executable: swift build -c release first (or pass --bin)")
+    if a.before_bin and not os.access(a.before_bin, os.X_OK):
+        sys.exit(f"compare_torch: --before-bin {a.before_bin} is not an executable")
     try:
         import torch
     except ImportError:
@@ -302,6 +414,16 @@ def main():
 
     table = [r for r in rows(quick) if not a.only or a.only in r[0]]
     sides = [("ours", a.bin)] + ([("before", a.before_bin)] if a.before_bin else [])
+    config_dir = tempfile.mkdtemp(prefix="compare_torch-")
+    try:
+        configs = write_configs(table, shape, config_dir)
+        check_configs([b for _, b in sides], configs, a.data_dir)
+        run_and_report(a, quick, reps, steps, warmup, shape, out, table, sides, configs, torch.__version__)
+    finally:
+        shutil.rmtree(config_dir, ignore_errors=True)
+
+
+def run_and_report(a, quick, reps, steps, warmup, shape, out, table, sides, configs, torch_version):
     results = {r[0]: {"ours": [], "before": [], "torch": []} for r in table}
     start = time.time()
     for rep in range(reps):
@@ -315,17 +437,23 @@ def main():
                 if side == "torch":
                     r = theirs(shape, ranks * threads, objective, labels, softmax, alpha, n, warmup, a.adam)
                 else:
-                    r = ours(b, shape, ranks, threads, objective, labels, softmax, alpha, n, warmup, a.data_dir)
+                    r = ours(b, configs[name][0], ranks, threads, n, warmup, a.data_dir)
                 results[name][side].append(r)
                 print(f"[{time.time() - start:6.0f} s] round {rep + 1}/{reps} {name}: {side} "
                       f"{r['samples_per_s']:.0f} samples/s", file=sys.stderr)
 
     def med(runs, key):
-        return statistics.median(r[key] for r in runs) if runs else None
+        values = [r[key] for r in runs if isinstance(r.get(key), (int, float)) and r[key] >= 0]
+        return statistics.median(values) if values else None
+
+    def mib(runs, key):
+        v = med(runs, key)
+        return v / 1048576 if v is not None else None
 
     lines = []
     head = "| config | vaeas-dist samples/s |" + (" before samples/s | after / before |" if a.before_bin else "")
     head += " PyTorch samples/s | vaeas-dist / PyTorch | vaeas-dist / its sgemm rate | PyTorch / the same sgemm rate | sgemm GFLOP/s per rank |"
+    head += " vaeas-dist peak MiB/rank | vaeas-dist total MiB | PyTorch peak MiB |" + (" before peak MiB/rank |" if a.before_bin else "")
     lines.append(head)
     lines.append("|---|" + "---:|" * (head.count("|") - 2))
     for (name, ranks, threads, *_rest) in table:
@@ -341,6 +469,12 @@ def main():
             row += f" {fmt(bsps, ',.0f')} | {fmt(sps / bsps if bsps else None, '.2f')}× |"
         row += (f" {fmt(tsps, ',.0f')} | {fmt(sps / tsps if tsps else None, '.2f')}{'×' if tsps else ''} |"
                 f" {fmt(ratio, '.2f')} | {fmt(tratio, '.2f')} | {fmt(sgemm, '.1f')} |")
+        # Peak resident sets: vaeas-dist's largest rank and all its ranks summed (bench reports every
+        # rank's), PyTorch's one process, the before binary's largest rank if its bench reports it.
+        row += (f" {fmt(mib(o, 'peak_rss_bytes_max_rank'), ',.0f')} | {fmt(mib(o, 'peak_rss_bytes_all_ranks'), ',.0f')} |"
+                f" {fmt(mib(t, 'peak_rss_bytes'), ',.0f')} |")
+        if a.before_bin:
+            row += f" {fmt(mib(bf, 'peak_rss_bytes_max_rank'), ',.0f')} |"
         lines.append(row)
     split = []
     for (name, *_r) in table:
@@ -350,7 +484,6 @@ def main():
         keys = [k for k in o[0] if k.startswith("ms_") and med(o, k) is not None and med(o, k) > 0.005]
         split.append(f"- {name}: step {med(o, 'step_ms'):.2f} ms = " +
                      ", ".join(f"{k[3:]} {med(o, k):.2f}" for k in keys))
-    torch_version = torch.__version__
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     shape_text = (f"encoder {shape['enc_layers']} × {shape['hidden']}, decoder {shape['dec_layers']} × {shape['hidden']}, "
                   f"latent {shape['latent']}, tanh, batch {shape['batch']}, L = {shape['samples']}; "
@@ -377,7 +510,16 @@ def main():
         "and threads, measured in the same run (`bench`'s `ratio_to_sgemm`). *PyTorch / the same sgemm rate*: PyTorch's "
         "samples/s × the same FLOPs per sample, over that same sgemm rate × ranks.",
         "- PyTorch runs `torch.set_num_threads(ranks × threads)` in one process; vaeas-dist runs `scripts/mpirun.sh -n ranks` "
-        "with `OPENBLAS_NUM_THREADS=threads`.",
+        "with `OPENBLAS_NUM_THREADS=threads`, on a config per row that compare_torch.py writes with the model, objective "
+        "and batch keys above (only keys 533af70's binary also knows: no `train.cls_lr`, which changes no work).",
+        "- Peak memory is the peak resident set (VmHWM), medians over rounds. *vaeas-dist peak MiB/rank*: its largest rank "
+        "(`bench`'s `peak_rss_bytes_max_rank`: set-up, the data set, the timed steps); *vaeas-dist total MiB*: "
+        "all its ranks summed (`peak_rss_bytes_all_ranks`), the number to set against *PyTorch peak MiB* on 2-rank rows, "
+        "where PyTorch is one process with 2 threads (its interpreter and libtorch included, 16 batches of data). "
+        "On 1-rank rows the two vaeas-dist columns are the same process.",
+        *([f"- *before*: `--before-bin` {a.before_bin} ({a.before_label or version(a.before_bin)}), timed in the same rounds on the same "
+           "configs; its peak memory is \"–\" where its `bench --json` has no `peak_rss_bytes_max_rank` "
+           "(binaries before #13's performance work)."] if a.before_bin else []),
         "- Where vaeas-dist's step goes, ms per step on rank 0 (medians):",
         *["  " + s for s in split],
         END,
