@@ -41,7 +41,7 @@ def load_collectives(out):
 
 def timeline_breakdown(out, row):
     """Per-step ms (mean over ranks) of the phases the step model needs, and the step's collectives
-    as (op, bytes, name, count per step, measured µs mean)."""
+    as (op, bytes, name, count per step, rank 0's mean µs, the last-arriving rank's mean µs)."""
     events = load_events(os.path.join(out, row["timeline"]))
     ranks = sorted({e["pid"] for e in events})
     steps = max(1, sum(1 for e in events if e.get("cat") == "step") // len(ranks))
@@ -53,13 +53,24 @@ def timeline_breakdown(out, row):
             named[e["name"]] += e["dur"]
     adam_rep = sum(v for k, v in named.items() if k.startswith("optimizer (Adam")) / len(ranks) / steps / 1e3
     adam_out = named.get("classifier output layer optimizer", 0.0) / len(ranks) / steps / 1e3
-    colls = collections.defaultdict(list)
-    for e in events:
-        b = e.get("args", {}).get("bytes")
-        if e.get("cat") == "communication" and b is not None and e["pid"] == ranks[0] and e.get("tid", 0) == 0:
-            colls[(e["name"], int(b))].append(e["dur"])
-    collectives = [(op_of(n), b, n, len(d) / steps, sum(d) / len(d)) for (n, b), d in sorted(colls.items()) if op_of(n)]
+    # Each collective call on every rank, in order: the rank that arrives last waits least, so the
+    # minimum over ranks of one call's duration is its transfer time; the rest is waiting for it.
+    per_rank = {r: sorted((e for e in events if e["pid"] == r and e.get("tid", 0) == 0 and e.get("cat") == "communication"
+                           and e.get("args", {}).get("bytes") is not None), key=lambda e: e["ts"]) for r in ranks}
+    colls = collections.defaultdict(lambda: ([], []))
+    for calls in zip(*per_rank.values()):
+        e = calls[0]
+        key = (e["name"], int(e["args"]["bytes"]))
+        colls[key][0].append(e["dur"])
+        colls[key][1].append(min(c["dur"] for c in calls))
+    collectives = [(op_of(n), b, n, len(d) / steps, sum(d) / len(d), sum(m) / len(m))
+                   for (n, b), (d, m) in sorted(colls.items()) if op_of(n)]
+    # Compute imbalance: the slowest rank's non-communication time over the mean (collectives make
+    # every rank wait for the slowest).
+    busy = [sum(v for c, v in st[r].items() if c != "communication") for r in ranks]
+    imbalance = max(busy) / (sum(busy) / len(busy)) if sum(busy) > 0 else 1.0
     return dict(vae=mean("data") + mean("forward") + mean("backward"), bwd=mean("backward"), cls=mean("classifier"),
+                imbalance=imbalance,
                 adam_rep=adam_rep, adam_out=adam_out,
                 other=mean("other") + mean("optimizer") - adam_rep - adam_out, comm=mean("communication"),
                 collectives=collectives)
@@ -69,15 +80,16 @@ def calibration(out, row, hidden=500):
     """An ab.Calibration from a measured point (one core per rank, b rows per rank)."""
     t = timeline_breakdown(out, row)
     p, batch = row["P"], row["batch"]
-    grad = next((b for op, b, n, c, _ in t["collectives"] if n.startswith("gradient allreduce")), row.get("gradient_bytes_per_step", 0))
+    grad = next((b for op, b, n, *_ in t["collectives"] if n.startswith("gradient allreduce")), row.get("gradient_bytes_per_step", 0))
     colls = []
-    for op, b, n, count, _ in t["collectives"]:
+    for op, b, n, count, *_ in t["collectives"]:
         if n.startswith("gradient allreduce"):
             continue
         grows = b % (4 * batch) == 0     # B-sized messages (H, dH, row maxima and sums); the rest is fixed
         colls += [(op, b, n, grows)] * int(round(count))
-    return ab.Calibration(vae=t["vae"], bwd=t["bwd"], cls=t["cls"], adam_rep=t["adam_rep"], adam_out=t["adam_out"],
-                          other=t["other"], p_cal=p, b=batch // p, h=hidden, replicated_bytes=grad, collectives=colls,
+    k = t["imbalance"]   # every rank runs at the slowest one's pace
+    return ab.Calibration(vae=k * t["vae"], bwd=k * t["bwd"], cls=k * t["cls"], adam_rep=k * t["adam_rep"], adam_out=k * t["adam_out"],
+                          other=k * t["other"], p_cal=p, b=batch // p, h=hidden, replicated_bytes=grad, collectives=colls,
                           labels=row.get("V", 0) or 0, layer_bytes_per_label=4 * (hidden + 1)), t
 
 
@@ -94,8 +106,17 @@ def project(args):
     ranks = sorted({p for _, p in coll})
     lines = ["# Projection to cluster scale (α–β model)", ""]
 
-    # 1. Fits.
-    affine = {k: ab.fit_affine([n for n, _ in v], [t for _, t in v]) for k, v in coll.items()}
+    # 1. Fits: one affine α–β fit per collective, P and memory regime (messages that stay in this CPU's
+    # last-level cache and those that stream through DRAM move at different rates per byte).
+    split = args.cache_split_mib * 2 ** 20
+    def regime_fit(v, large):
+        pts = [(n, t) for n, t in v if (n >= split if large else n <= split)]
+        return ab.fit_affine([n for n, _ in pts], [t for _, t in pts]) if len(pts) >= 2 else None
+    affine = {k: (regime_fit(v, False), regime_fit(v, True)) for k, v in coll.items()}
+    def affine_time(op, n, p):
+        small, large = affine[(op, p)]
+        a, b = (large or small) if n > split else (small or large)
+        return a + b * n
     structured = {}
     for p in ranks:
         samples = [(op, n, t) for (op, q), v in coll.items() if q == p for n, t in v]
@@ -103,18 +124,20 @@ def project(args):
     lines += ["## 1. The collectives measured here, and the fitted model", "",
               "`bench --collectives` (nccl-tests' sizes: allreduce the buffer, allgather the gathered result, reduce-scatter "
               "the input; median of the slowest rank's time per call). Per collective and P an affine fit T = a + n·b "
-              "(relative-error least squares), and per P one ring model for all three, "
+              f"(relative-error least squares) for sizes up to {args.cache_split_mib:g} MiB and one above (messages that fit this "
+              "CPU's 32 MiB last-level cache with their buffers, and those that stream through DRAM, move at different rates), "
+              "and per P one ring model for all three over all sizes, "
               "T = c_α·α + c_β·n·β + c_γ·n·γ (alphabeta.py: allreduce 2(P−1)α + 2(P−1)/P·nβ + (P−1)/P·nγ; allgather "
               "(P−1)α + (P−1)/P·nβ; reduce-scatter (P−1)α + (P−1)/P·n(β+γ)). Error columns: median and worst |relative "
               "error| over the sizes.", "",
-              "| P | collective | a (µs) | 1/b (GB/s) | affine err med / max | ring-model err med / max | oversubscribed |",
-              "|---:|---|---:|---:|---:|---:|---|"]
+              "| P | collective | a (µs) | 1/b (GB/s) ≤ split | a (µs) | 1/b (GB/s) > split | affine err med / max | ring-model err med / max | oversubscribed |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for (op, p) in sorted(coll, key=lambda k: (k[1], ab.OPS.index(k[0]))):
-        a, b = affine[(op, p)]
-        ea = [abs(a + b * n - t) / t for n, t in coll[(op, p)]]
+        (a, b), (a2, b2) = [f or (float("nan"), float("nan")) for f in affine[(op, p)]]
+        ea = [abs(affine_time(op, n, p) - t) / t for n, t in coll[(op, p)]]
         al, be, ga = structured[p]
         es = [abs(ab.ring_time(op, n, p, al, be, ga) - t) / t for n, t in coll[(op, p)]]
-        lines.append(f"| {p} | {op} | {a * 1e6:.1f} | {fmt_bw(b)} | {100 * sorted(ea)[len(ea) // 2]:.0f} % / {100 * max(ea):.0f} % | "
+        lines.append(f"| {p} | {op} | {a * 1e6:.1f} | {fmt_bw(b)} | {a2 * 1e6:.1f} | {fmt_bw(b2)} | {100 * sorted(ea)[len(ea) // 2]:.0f} % / {100 * max(ea):.0f} % | "
                      f"{100 * sorted(es)[len(es) // 2]:.0f} % / {100 * max(es):.0f} % | {'yes' if p > ncores else ''} |")
     lines += ["", "| P | α (µs) | 1/β (GB/s) | 1/γ (GB/s) |", "|---:|---:|---:|---:|"]
     for p in ranks:
@@ -125,8 +148,7 @@ def project(args):
         if p <= 1:
             return 0.0
         if (op, p) in affine:
-            a, b = affine[(op, p)]
-            return a + b * n
+            return affine_time(op, n, p)
         q = min(ranks, key=lambda r: abs(r - p))
         return ab.ring_time(op, n, p, *structured[q])
 
@@ -139,7 +161,8 @@ def project(args):
     lines += ["", "## 2. The model against the measured sweep", "",
               "Compute per rank is calibrated on each model's weak-scaling point at P = 2 (one core and b = 128 rows per "
               "rank): data + forward + backward, the output layer, Adam over the replicated parameters and over the "
-              "output layer's share, from its timeline. Every other point is predicted from it: compute scaled by the "
+              "output layer's share, from its timeline, each times the slowest rank's busy time over the mean (the "
+              "collectives make every rank wait for the slowest). Every other point is predicted from it: compute scaled by the "
               "rows per rank (strong scaling halves them) and by P / cores when oversubscribed, plus the step's "
               "collectives (their byte counts from the timeline, B-sized ones scaled with the global batch) timed by the "
               "affine fits above. At the calibration points only the communication is predicted. P = 1 points ran "
@@ -170,15 +193,21 @@ def project(args):
         lines.append(f"- {k}: {len(v)} points, median |error| {100 * v[len(v) // 2]:.0f} %, worst {100 * v[-1]:.0f} %.")
 
     # Per-collective check inside the steps (P = 2, not oversubscribed).
-    lines += ["", "Each collective inside the P = 2 steps (rank 0's timeline), measured against the affine fit for its "
-              "size. The measured time includes waiting for the other rank to arrive (load imbalance), "
-              "which the collective benchmark, starting after a barrier, does not:", "",
-              "| point | collective | bytes | measured µs | model µs |", "|---|---|---:|---:|---:|"]
+    lines += ["", "Each collective inside the P = 2 steps, against the affine fit for its size. Rank 0's time includes "
+              "waiting for the other rank to arrive; the rank that arrives last waits least, so the minimum over ranks "
+              "of one call's duration is its transfer time, the number the model (timed after a barrier) predicts:", "",
+              "| point | collective | bytes | rank 0 µs | last-arriving rank µs | model µs |", "|---|---|---:|---:|---:|---:|"]
+    ratios = collections.defaultdict(list)
     for r in sorted(pts, key=lambda r: (r["model"], r["V"], r["mode"])):
         if r["P"] != 2:
             continue
-        for op, b, n, c, us in timeline_breakdown(out, r)["collectives"]:
-            lines.append(f"| {r['point']} | {n} | {b} | {us:.0f} | {comm_here(op, b, 2) * 1e6:.0f} |")
+        for op, b, n, c, us, last in timeline_breakdown(out, r)["collectives"]:
+            model = comm_here(op, b, 2) * 1e6
+            lines.append(f"| {r['point']} | {n} | {b} | {us:.0f} | {last:.0f} | {model:.0f} |")
+            if b >= 65536:
+                ratios["gradient allreduce" if n.startswith("gradient") else n].append(last / model)
+    lines += [""] + [f"- {n}: last-arriving rank's time / model, median {sorted(v)[len(v) // 2]:.2f} (range {min(v):.2f}–{max(v):.2f}) "
+                     f"over {len(v)} points." for n, v in sorted(ratios.items())]
 
     # 3. Projection.
     alpha = args.alpha_us * 1e-6
@@ -284,7 +313,7 @@ def project(args):
                 f"{'with' if ov else 'without'} overlap partitioned faster at P ∈ {{{', '.join(str(p) for p in won[ov]) or 'none'}}}"
                 for ov in (False, True)) + ".")
 
-    figures = plot(out, coll, affine, structured, here, curves_by, labels)
+    figures = plot(out, coll, affine_time, structured, here, curves_by, labels)
     lines += [""] + [f"![{os.path.splitext(f)[0]}]({f})" for f in figures]
     path = os.path.join(out, "PROJECTION.md")
     with open(path, "w") as f:
@@ -292,7 +321,7 @@ def project(args):
     print("scaling: wrote", path, "and", len(figures), "figure(s)")
 
 
-def plot(out, coll, affine, structured, here, curves_by, labels):
+def plot(out, coll, affine_time, structured, here, curves_by, labels):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -310,8 +339,7 @@ def plot(out, coll, affine, structured, here, curves_by, labels):
                 continue
             ns = [n for n, _ in pts]
             ax.loglog(ns, [t * 1e6 for _, t in pts], "o", color=color, ms=4, label=f"{op} measured")
-            a, b = affine[(op, p)]
-            ax.loglog(ns, [(a + b * n) * 1e6 for n in ns], "-", color=color, lw=1, label=f"{op} affine fit")
+            ax.loglog(ns, [affine_time(op, n, p) * 1e6 for n in ns], "-", color=color, lw=1, label=f"{op} affine fits")
             ax.loglog(ns, [ab.ring_time(op, n, p, *structured[p]) * 1e6 for n in ns], ":", color=color, lw=1.2)
         ax.set_xlabel("bytes"); ax.set_ylabel("µs per call")
         ax.set_title(f"P = {p}" + (" (oversubscribed)" if p > cores() else "") + "; dotted: one ring model")
@@ -350,4 +378,24 @@ def plot(out, coll, affine, structured, here, curves_by, labels):
             ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "projection_cluster.png"), dpi=110); plt.close(fig); made.append("projection_cluster.png")
+
+    # Which design is faster: step time of the replicated layer over the partitioned one.
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for k, v in enumerate(vs):
+        for sp, style in zip(speedups, ("-", "--", ":", "-.")):
+            c = curves_by[sp]
+            if (v, "replicated", False) not in c:
+                continue
+            rep = {p: t for p, t, _, _ in c[(v, "replicated", False)]}
+            for design, marker in (("partitioned full", "o"), ("partitioned tree", "^")):
+                part = {p: t for p, t, _, _ in c[(v, design, False)]}
+                ps = sorted(p for p in part if p > 1)
+                ax.loglog(ps, [rep[p] / part[p] for p in ps], style, marker=marker, ms=3, color=f"C{k}", base=2,
+                          label=f"V = {v:,}, {design.split()[1]}, compute " + ("as measured" if sp == 1 else f"÷ {sp:g}"))
+    ax.axhline(1, color="k", lw=0.6)
+    ax.set_xlabel("ranks P (one per node)"); ax.set_ylabel("step time: replicated / partitioned (> 1: partitioned faster)")
+    ax.set_title("partitioned against replicated output layer, no overlap", fontsize=9)
+    ax.legend(fontsize=5.5, ncol=2)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "projection_ratio.png"), dpi=110); plt.close(fig); made.append("projection_ratio.png")
     return made

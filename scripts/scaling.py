@@ -8,6 +8,9 @@ with a per-phase breakdown read from each point's `--timeline`.
                                    [--config configs/mnist-vaeas-quick.yaml] [--data-dir DIR]
                                    [--set KEY=VALUE ...] [--launcher mpirun|srun] [--out runs/scaling]
     python3 scripts/scaling.py report [--out runs/scaling]
+    python3 scripts/scaling.py collectives [--ranks 2,3,4] [--bytes 4,1K,…] [--out runs/scaling]
+    python3 scripts/scaling.py project [--alpha-us 2] [--gbit 100] [--compute-speedup 1,32]
+                                       [--max-ranks 512] [--cache-split-mib 4] [--out runs/scaling]
     python3 scripts/scaling.py timeline-png TIMELINE.json OUT.png [--steps a:b]
 
 `run` writes OUT/points.jsonl (one bench JSON per point, with the point's mode, model,
@@ -18,6 +21,13 @@ per step against V, partitioned vs a replicated V x h layer; a rendering of a 2-
 timeline). Strong scaling keeps the config's global batch; weak scaling multiplies it
 by P. Points with more ranks than cores (nproc, or SLURM's allocation under srun) are
 marked oversubscribed: they show that the code runs, not how fast.
+
+`run --append` adds points to OUT/points.jsonl (same-named ones are rerun), e.g. V = 10^6 at
+P = 1, 2 only. `collectives` runs `vaeas-dist bench --collectives` at each P into
+OUT/collectives.jsonl. `project` (projection.py, alphabeta.py) fits the α–β(–γ) model to them,
+predicts every measured point from its calibration and the fitted collectives, and projects
+step time and efficiency to P = 512 for the replicated, partitioned full and partitioned tree
+output layers, with and without overlap: OUT/PROJECTION.md and PNGs (docs/SCALING.md).
 
 --quick: P = 1, 2, V = 10^4, a small model (hidden 64, 2+2 layers, latent 8), 2000
 samples, 4 timed steps: a minute on a laptop, to check the pipeline, not to measure.
@@ -347,6 +357,8 @@ def main():
     pj.add_argument("--alpha-us", type=float, default=2.0, help="cluster latency per message (µs)")
     pj.add_argument("--gbit", type=float, default=100.0, help="cluster link bandwidth (Gb/s)")
     pj.add_argument("--max-ranks", type=int, default=512)
+    pj.add_argument("--cache-split-mib", type=float, default=4.0,
+                    help="fit collectives separately below and above this message size (MiB): cache- and DRAM-resident")
     pj.add_argument("--compute-speedup", default="1,32",
                     help="per-rank compute ÷ these factors, one projection each (1 = one core of this machine per rank)")
     rp = sub.add_parser("report")
