@@ -388,6 +388,8 @@ def plot(out, coll, affine_time, structured, here, curves_by, labels):
                 continue
             rep = {p: t for p, t, _, _ in c[(v, "replicated", False)]}
             for design, marker in (("partitioned full", "o"), ("partitioned tree", "^")):
+                if (v, design, False) not in c:
+                    continue
                 part = {p: t for p, t, _, _ in c[(v, design, False)]}
                 ps = sorted(p for p in part if p > 1)
                 ax.loglog(ps, [rep[p] / part[p] for p in ps], style, marker=marker, ms=3, color=f"C{k}", base=2,
