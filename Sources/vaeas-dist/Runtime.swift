@@ -17,12 +17,22 @@ enum Runtime {
     /// - any other error, which only this rank knows of: printed with the rank
     ///   and host, then MPI_Abort ends every rank (no rank waits forever in a
     ///   collective the failed one will never reach).
+    ///
+    /// Without a launcher (a plain `vaeas-dist …`, see `launchedByLauncher`) the
+    /// process is one rank and runs on `LocalCommunicator`, without MPI: MPI_Init's
+    /// singleton start-up (Open MPI forks a PMIx server) costs ~2.5 s on this
+    /// project's machines and changes nothing for one rank.
     static func withCommunicator(_ body: (Communicator) throws -> Void) throws {
-        let comm: MPICommunicator
-        do { comm = try MPICommunicator() } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode(1)
+        let mpi: MPICommunicator?
+        if launchedByLauncher() {
+            do { mpi = try MPICommunicator() } catch {
+                FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        } else {
+            mpi = nil
         }
+        let comm: Communicator = mpi ?? LocalCommunicator()
         configureBLASThreads()
         func report(_ text: String) {
             fflush(stdout)
@@ -33,30 +43,40 @@ enum Runtime {
             try body(comm)
         } catch let e as PreemptedError {
             if comm.isRoot { print(e); fflush(stdout) }
-            comm.finalize()
+            mpi?.finalize()
             throw ExitCode(Preemption.exitStatus)
         } catch is PeerFailure {
             // The failing rank printed the cause.
-            comm.finalize()
+            mpi?.finalize()
             throw ExitCode(1)
         } catch let e as AgreedFailure {
             report("\(e.underlying)")
-            comm.finalize()
+            mpi?.finalize()
             throw ExitCode(1)
         } catch let e as CollectiveError {
             if comm.isRoot { report("\(e)") }
-            comm.finalize()
+            mpi?.finalize()
             throw ExitCode(1)
         } catch {
             report("\(error)")
-            if comm.size > 1 {
+            if let mpi, mpi.size > 1 {
                 FileHandle.standardError.write(Data("error: rank \(comm.rank) ends the job (MPI_Abort): the other ranks cannot know of this error\n".utf8))
-                comm.abort(code: 1)
+                mpi.abort(code: 1)
             }
-            comm.finalize()
+            mpi?.finalize()
             throw ExitCode(1)
         }
-        comm.finalize()
+        mpi?.finalize()
+    }
+
+    /// Whether an MPI launcher started this process: Open MPI's mpirun/mpiexec
+    /// (`OMPI_COMM_WORLD_SIZE`), a PMI or PMIx launcher such as `srun --mpi=pmix`
+    /// or MPICH's hydra (`PMIX_RANK`, `PMI_RANK`, `PMI_SIZE`), or SLURM's srun
+    /// (`SLURM_PROCID`). `VAEAS_MPI=1` makes a plain run initialise MPI anyway (a
+    /// singleton), e.g. to check an MPI installation.
+    static func launchedByLauncher(_ env: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        if env["VAEAS_MPI"] == "1" { return true }
+        return ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "SLURM_PROCID"].contains { env[$0] != nil }
     }
 
     static func hostName() -> String {

@@ -116,4 +116,22 @@ final class DistributedTests: XCTestCase {
         let expected = layers.reduce(0.0) { $0 + 2 * Double($1.0 * $1.1) * ($1.2 ? 3 : 2) }
         XCTAssertEqual(j["flops_per_sample"] as! Double, expected, accuracy: 1e-6 * expected)
     }
+
+    /// A plain `vaeas-dist …` (no launcher) is one rank on LocalCommunicator and does
+    /// not initialise MPI: it runs even where MPI_Init would fail (here an unknown PML
+    /// component), and `VAEAS_MPI=1` brings MPI back, failing on the same set-up.
+    func testPlainRunDoesNotInitialiseMPI() throws {
+        let out = CLI.temporaryDirectory("no-mpi")
+        let broken: [String: String?] = ["OMPI_MCA_pml": "doesnotexist",
+                                         "OMPI_COMM_WORLD_SIZE": nil, "PMIX_RANK": nil, "PMI_RANK": nil, "PMI_SIZE": nil,
+                                         "SLURM_PROCID": nil, "VAEAS_MPI": nil]
+        let r = try CLI.run(smallArguments(out: out, extra: ["--set", "train.max_steps=2"]), environment: broken)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/model.safetensors"), r.output)
+        var forced = broken
+        forced["VAEAS_MPI"] = "1"
+        let m = try CLI.run(smallArguments(out: out + "-mpi", extra: ["--set", "train.max_steps=2"]), environment: forced)
+        XCTAssertNotEqual(m.status, 0, "VAEAS_MPI=1 with a broken PML ran: \(m.output)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "-mpi/model.safetensors"))
+    }
 }
