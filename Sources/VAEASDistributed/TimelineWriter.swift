@@ -1,6 +1,7 @@
 import VAEASCore
 import Dispatch
 import Foundation
+import SafeTensors
 
 /// `--timeline FILE.json`: every rank's `Trace` events of a window of
 /// optimizer steps, merged by rank 0 into one Chrome trace (the
@@ -57,11 +58,11 @@ public final class TimelineWriter {
         var local = ""
         for e in events {
             let ts = (Double(Int64(bitPattern: e.start &- origin)) / 1e3)
-            var line = "{\"name\":\(Self.quoted(e.name)),\"cat\":\(Self.quoted(e.category)),\"ph\":\"X\","
+            var line = "{\"name\":\(JSONText.quoted(e.name)),\"cat\":\(JSONText.quoted(e.category)),\"ph\":\"X\","
             line += "\"ts\":\(Self.number(ts)),\"dur\":\(Self.number(Double(e.duration) / 1e3)),"
             line += "\"pid\":\(comm.rank),\"tid\":\(e.track)"
             if !e.args.isEmpty {
-                line += ",\"args\":{" + e.args.map { "\(Self.quoted($0.0)):\(Self.number($0.1))" }.joined(separator: ",") + "}"
+                line += ",\"args\":{" + e.args.map { "\(JSONText.quoted($0.0)):\(Self.number($0.1))" }.joined(separator: ",") + "}"
             }
             local += line + "}"
             local += ",\n"
@@ -85,20 +86,6 @@ public final class TimelineWriter {
                 throw TimelineError(path: path, message: "cannot write the timeline: \(String(cString: strerror(errno)))")
             }
         }
-    }
-
-    static func quoted(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default:
-                if c.value < 0x20 { out += String(format: "\\u%04x", c.value) } else { out.unicodeScalars.append(c) }
-            }
-        }
-        return out + "\""
     }
 
     static func number(_ x: Double) -> String { x.isFinite ? String(format: "%.3f", x) : "0" }
