@@ -338,7 +338,11 @@ def cmd_report(args):
         add("|---:|---:|---:|---:|---:|")
         for e in est:
             add(f"| {e['samples']} | {f(e['mi'])} | {f(e['md'])} | {f(e['mi'] + e['md'])} | {f(e['mean_kl'])} |")
-        add(f"| classifier | Î {f(m['MI'])} | MD̂ {f(m['MD'])} | {f(m['MI'] + m['MD'])} | {f(m['KL_train'])} |")
+        add(f"| classifier (`cls_lr` = lr) | Î {f(m['MI'])} | MD̂ {f(m['MD'])} | {f(m['MI'] + m['MD'])} | {f(m['KL_train'])} |")
+        fc = load_done("figure23", "vN-cls-lr-3e-3")
+        if fc:
+            mc = measures(fc)
+            add(f"| classifier (`cls_lr` 3·10⁻³) | Î {f(mc['MI'])} | MD̂ {f(mc['MD'])} | {f(mc['MI'] + mc['MD'])} | {f(mc['KL_train'])} |")
         add("")
         add("![Figures 2 and 3](figures/figure23-small.png)")
         add("")
