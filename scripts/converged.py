@@ -208,12 +208,15 @@ def curves_png(runs, path, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
-    for label, d in runs:
+    # One colour per run (tab20: the default cycle repeats after 10), baseline seeds dashed.
+    colors = plt.get_cmap("tab20").colors
+    for k, (label, d) in enumerate(runs):
         mp = os.path.join(OUT, d["group"], d["id"], "train", "metrics.jsonl")
         rows = [json.loads(l) for l in open(mp)]
         ep = [r["epoch"] for r in rows]
         for ax, key in zip(axes, ["mi", "kl", "sc", "recon"]):
-            ax.plot(ep, [r.get(key) for r in rows], label=label, lw=1)
+            ax.plot(ep, [r.get(key) for r in rows], label=label, lw=1, color=colors[k % len(colors)],
+                    ls="--" if label.startswith("base") else "-")
     for ax, t in zip(axes, ["Î (classifier, epoch mean)", "mean KL", "SC (classifier CE)", "recon (NLL_train)"]):
         ax.set_title(t); ax.set_xlabel("epoch"); ax.grid(alpha=.3)
     axes[2].set_yscale("log")
@@ -238,7 +241,7 @@ def cmd_report(args):
         "gap % = (MC MI − Î) / MC MI. log N = log 2000 = 7.60 bounds both MI estimates.")
     add("")
     # 1. lr
-    lr = [(r["id"], load_done("lr", r["id"])) for r in spec["groups"]["lr"] + spec["groups"].get("lr-more", [])]
+    lr = [(r["id"], load_done("lr", r["id"])) for r in spec["groups"]["lr"]]
     lr += [(r["id"], load_done("lr-more", r["id"])) for r in spec["groups"].get("lr-more", [])]
     lr = [(i, d) for i, d in lr if d]
     add("### The learning rate, seeds")
