@@ -12,7 +12,7 @@ import math
 import os
 
 import alphabeta as ab
-from scaling import cores, load_events, self_times
+from scaling import cores, load_events, pyplot, self_times
 
 OP_OF = {"allgather H": "allgather", "reduce-scatter dH": "reduce_scatter"}
 
@@ -322,12 +322,8 @@ def project(args):
 
 
 def plot(out, coll, affine_time, structured, here, curves_by, labels):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("scaling: matplotlib missing: tables only")
+    plt = pyplot()
+    if plt is None:
         return []
     made = []
     ranks = sorted({p for _, p in coll})

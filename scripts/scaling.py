@@ -284,13 +284,21 @@ def report(args):
     print("scaling: wrote", os.path.join(args.out, "SCALING.md"), "and", len(figures), "figure(s)")
 
 
-def plots(args, rows, groups):
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or None (then only tables are written)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        return plt
     except ImportError:
         print("scaling: matplotlib missing: tables only")
+        return None
+
+
+def plots(args, rows, groups):
+    plt = pyplot()
+    if plt is None:
         return []
     made = []
     for mode in ("strong", "weak"):
