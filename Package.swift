@@ -64,7 +64,7 @@ let package = Package(
 
         // Worker the distributed tests launch under mpirun (not a product); also `step-dump`
         // for the PyTorch cross-check (scripts/torch_crosscheck.py).
-        .executableTarget(name: "vaeas-mpi-check", dependencies: ["VAEAS", "VAEASConfig", "VAEASData", "SafeTensors"]),
+        .executableTarget(name: "vaeas-mpi-check", dependencies: ["VAEAS", "VAEASConfig", "VAEASData", "SafeTensors", "_TestSupport"]),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "DataTests", dependencies: ["VAEASData", "_TestSupport"]),

@@ -4,6 +4,7 @@
 // Exit status 1 when an error exceeds float32 rounding.
 import Foundation
 import VAEAS
+import _TestSupport
 
 // `vaeas-mpi-check step-dump …`: one step's inputs, losses and gradients (StepDump.swift).
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "step-dump" {
@@ -35,21 +36,7 @@ let myRows = (batch.range(comm.rank).lowerBound * L)..<(batch.range(comm.rank).u
 let ceScale = 1 / Float(rows), miScale = -0.7 / Float(rows)
 
 // Reference in Double over all V labels.
-var ce = [Double](repeating: 0, count: rows), ent = [Double](repeating: 0, count: rows)
-var p = [[Double]](repeating: [], count: rows)
-for r in 0..<rows {
-    var l = [Double](repeating: 0, count: V)
-    for j in 0..<V {
-        var a = Double(bias[j])
-        for k in 0..<h { a += Double(H[r * h + k]) * Double(W[j * h + k]) }
-        l[j] = a
-    }
-    let m = l.max()!
-    let z = l.reduce(0) { $0 + exp($1 - m) }
-    p[r] = l.map { exp($0 - m) / z }
-    ce[r] = m + log(z) - l[Int(targets[r])]
-    ent[r] = -p[r].reduce(0) { $0 + ($1 > 0 ? $1 * log($1) : 0) }
-}
+let (p, ce, ent) = referenceSoftmax(H: H, W: W, bias: bias, targets: targets, rows: rows, width: h)
 
 var worst: [String: Double] = [:]
 func record(_ key: String, _ got: Double, _ want: Double, scale: Double) {

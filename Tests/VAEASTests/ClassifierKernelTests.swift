@@ -155,20 +155,7 @@ final class ClassifierKernelTests: XCTestCase {
         let W = Array(UnsafeBufferPointer(start: sm.store.values + sm.weight, count: V * h))
         let b = Array(UnsafeBufferPointer(start: sm.store.values + sm.bias, count: V))
         // Reference probabilities.
-        var p = [[Double]](), ce = [Double](), ent = [Double]()
-        for r in 0..<rows {
-            var l = [Double](repeating: 0, count: V)
-            for j in 0..<V {
-                var a = Double(b[j])
-                for k in 0..<h { a += Double(H[r * h + k]) * Double(W[j * h + k]) }
-                l[j] = a
-            }
-            let m = l.max()!, z = l.reduce(0) { $0 + Foundation.exp($1 - m) }
-            let pr = l.map { Foundation.exp($0 - m) / z }
-            p.append(pr)
-            ce.append(m + Foundation.log(z) - l[Int(targets[r])])
-            ent.append(-pr.reduce(0) { $0 + ($1 > 0 ? $1 * Foundation.log($1) : 0) })
-        }
+        let (p, ce, ent) = referenceSoftmax(H: H, W: W, bias: b, targets: targets, rows: rows, width: h)
         for round in 0..<2 {
             sm.zeroGrads()
             H.withUnsafeBufferPointer { hp in

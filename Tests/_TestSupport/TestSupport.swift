@@ -44,3 +44,27 @@ public func pointer(_ values: [Float]) -> UnsafeMutablePointer<Float> {
     p.initialize(from: values, count: values.count)
     return p
 }
+
+/// The softmax classifier's outputs computed directly in Double over all V labels, the reference the
+/// partitioned and fused Float kernels are checked against: for each of `rows` rows of H (rows × h),
+/// logits l_j = b_j + H_r · W_j (W: V × h), probabilities p = softmax(l), CE = log Σ e^l − l_target,
+/// and entropy −Σ p log p.
+public func referenceSoftmax(H: [Float], W: [Float], bias: [Float], targets: [Int32], rows: Int, width h: Int)
+    -> (p: [[Double]], ce: [Double], entropy: [Double]) {
+    let V = bias.count
+    var p = [[Double]](), ce = [Double](), ent = [Double]()
+    for r in 0..<rows {
+        var l = [Double](repeating: 0, count: V)
+        for j in 0..<V {
+            var a = Double(bias[j])
+            for k in 0..<h { a += Double(H[r * h + k]) * Double(W[j * h + k]) }
+            l[j] = a
+        }
+        let m = l.max()!, z = l.reduce(0) { $0 + Foundation.exp($1 - m) }
+        let pr = l.map { Foundation.exp($0 - m) / z }
+        p.append(pr)
+        ce.append(m + Foundation.log(z) - l[Int(targets[r])])
+        ent.append(-pr.reduce(0) { $0 + ($1 > 0 ? $1 * Foundation.log($1) : 0) })
+    }
+    return (p, ce, ent)
+}
