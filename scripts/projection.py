@@ -7,6 +7,7 @@ The arithmetic is in alphabeta.py; this file reads the measurements and writes t
 """
 
 import collections
+import functools
 import json
 import math
 import os
@@ -40,9 +41,15 @@ def load_collectives(out):
 
 
 def timeline_breakdown(out, row):
+    """See _breakdown; read once per timeline (calibration and the per-collective table both use it)."""
+    return _breakdown(os.path.join(out, row["timeline"]))
+
+
+@functools.lru_cache(maxsize=None)
+def _breakdown(path):
     """Per-step ms (mean over ranks) of the phases the step model needs, and the step's collectives
     as (op, bytes, name, count per step, rank 0's mean µs, the last-arriving rank's mean µs)."""
-    events = load_events(os.path.join(out, row["timeline"]))
+    events = load_events(path)
     ranks = sorted({e["pid"] for e in events})
     steps = max(1, sum(1 for e in events if e.get("cat") == "step") // len(ranks))
     st = self_times(events)

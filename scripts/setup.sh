@@ -19,7 +19,7 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. system packages -------------------------------------------------------
-apt_packages=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev dataset-fashion-mnist)
+apt_packages=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev dataset-fashion-mnist iproute2)  # iproute2: `ip netns` for cluster/netns-test.sh
 # SwiftPM finds the C libraries through pkg-config.
 command -v pkg-config >/dev/null 2>&1 || apt_packages+=(pkg-config)
 
