@@ -4,8 +4,13 @@
 #
 #   bash scripts/setup.sh
 #
-# 1. apt packages: Open MPI, OpenBLAS, zlib (linked by the Swift targets) and
-#    dataset-fashion-mnist (the default training data, /usr/share/datasets/fashion-mnist).
+# 1. apt packages: Open MPI and zlib (linked by the Swift targets), Debian's
+#    OpenBLAS (the fallback BLAS, VAEAS_BLAS=openblas) and dataset-fashion-mnist
+#    (the default training data, /usr/share/datasets/fashion-mnist).
+# 1b. The BLAS vaeas-dist opens by default: PyPI's scipy-openblas32 (OpenBLAS
+#    0.3.34 as numpy and scipy ship it; docs/PERFORMANCE.md "Which BLAS"), its
+#    library directory registered with the dynamic loader (/etc/ld.so.conf.d)
+#    when root, else printed for LD_LIBRARY_PATH.
 # 2. Python's safetensors and numpy (the tests read our checkpoints with them),
 #    and PyTorch 2.13.0 CPU-only in the same python3 (scripts/torch_crosscheck.py,
 #    run by TorchCrossCheckTests, recomputes a training step with autograd),
@@ -19,7 +24,7 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- 1. system packages -------------------------------------------------------
-apt_packages=(libopenmpi-dev openmpi-bin libopenblas-dev zlib1g-dev dataset-fashion-mnist iproute2)  # iproute2: `ip netns` for cluster/netns-test.sh
+apt_packages=(libopenmpi-dev openmpi-bin libopenblas0-pthread zlib1g-dev dataset-fashion-mnist iproute2)  # iproute2: `ip netns` for cluster/netns-test.sh
 # SwiftPM finds the C libraries through pkg-config.
 command -v pkg-config >/dev/null 2>&1 || apt_packages+=(pkg-config)
 
@@ -41,8 +46,38 @@ else
     say "apt packages present: ${apt_packages[*]}"
 fi
 
-# --- 2. Python modules for the tests --------------------------------------------
 command -v python3 >/dev/null 2>&1 || die "python3 not found on PATH (the tests need python3 with safetensors and numpy)"
+
+# --- 1b. the BLAS: scipy-openblas32 ---------------------------------------------
+# vaeas-dist does not link a BLAS: it dlopens libscipy_openblas.so (or what
+# VAEAS_BLAS names) at start-up, so the dynamic loader must find it.
+blas_version=0.3.34.481.3
+if python3 -c "import sys, scipy_openblas32 as s; sys.exit(0 if s.__version__ == '$blas_version' else 1)" >/dev/null 2>&1; then
+    say "python3 module present: scipy-openblas32 $blas_version"
+else
+    say "installing the BLAS: python3 -m pip install --quiet 'scipy-openblas32==$blas_version'"
+    python3 -m pip install --quiet "scipy-openblas32==$blas_version" \
+        || die "pip could not install 'scipy-openblas32==$blas_version' into $(command -v python3)"
+fi
+blas_dir="$(python3 -c 'import scipy_openblas32 as s; print(s.get_lib_dir())')"
+[ -f "$blas_dir/libscipy_openblas.so" ] || die "scipy-openblas32 is installed but $blas_dir/libscipy_openblas.so is missing"
+if [ "$(id -u)" -eq 0 ]; then
+    conf=/etc/ld.so.conf.d/vaeas-dist-scipy-openblas.conf
+    if [ "$(cat "$conf" 2>/dev/null)" != "$blas_dir" ]; then
+        printf '%s\n' "$blas_dir" > "$conf"
+        say "registered $blas_dir with the dynamic loader ($conf)"
+    fi
+    ldconfig
+    ldconfig -p | grep -q "libscipy_openblas.so " \
+        || die "ldconfig does not list libscipy_openblas.so after adding $conf"
+    say "BLAS: libscipy_openblas.so from $blas_dir"
+elif ! ldconfig -p 2>/dev/null | grep -q "libscipy_openblas.so " && [[ ":${LD_LIBRARY_PATH:-}:" != *":$blas_dir:"* ]]; then
+    say "NOTE: not root, so the loader is not told where the BLAS is. Add this to your shell's start-up file (or your module file):"
+    say "  export LD_LIBRARY_PATH=$blas_dir\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+    say "  (or VAEAS_BLAS=$blas_dir/libscipy_openblas.so). Until then vaeas-dist uses Debian's OpenBLAS and says so."
+fi
+
+# --- 2. Python modules for the tests --------------------------------------------
 if python3 -c 'import safetensors, numpy' >/dev/null 2>&1; then
     say "python3 modules present: safetensors numpy"
 else
@@ -85,3 +120,4 @@ command -v swift >/dev/null 2>&1 \
 say "swift build -c release"
 swift build -c release
 say "built $(pwd)/.build/release/vaeas-dist"
+.build/release/vaeas-dist --version | sed 's/^/setup: /' 

@@ -7,7 +7,7 @@ import Foundation
 import Glibc
 #endif
 
-/// Throughput of training steps against what OpenBLAS reaches on the same
+/// Throughput of training steps against what the BLAS (sgemm) reaches on the same
 /// matrix shapes in the same process: their ratio says how much of the step
 /// time is spent outside the products (elementwise kernels, loss,
 /// communication, optimizer).
@@ -52,6 +52,33 @@ public enum Benchmark {
         // dH of CE and of Î in one product of the stacked logit gradients (2R rows with Î).
         out.append(GemmShape(transA: false, transB: false, m: withMI ? 2 * globalRows : globalRows, n: h, k: v))
         return out
+    }
+
+    /// A named set of products timed together (`bench --gemm`).
+    public struct GemmGroup: Sendable {
+        public let name: String
+        public let shapes: [GemmShape]
+        public var flops: Double { shapes.reduce(0) { $0 + $1.flops } }
+    }
+
+    /// The products that decide a step's speed, for choosing a BLAS (docs/PERFORMANCE.md "Which BLAS"):
+    /// every product of the VAE's step (forward, dW and dinput of each layer, `stepShapes`) at each
+    /// batch, and the classifier's output layer, V label rows of width `width`, on `rows` rows at each V:
+    /// logits = H·Wᵀ, dW = dLᵀ·H, dH = dL·W (the α = β case: dH of CE alone).
+    public static func blasSuite(shape: VAEShape, batches: [Int], labels: [Int], width: Int, rows: Int) -> [GemmGroup] {
+        var groups: [GemmGroup] = []
+        for b in batches {
+            let vae = VAE(shape: shape, capacity: b, samples: 1)
+            groups.append(GemmGroup(name: "vae-b\(b)", shapes: stepShapes(vae, rows: b)))
+        }
+        for v in labels {
+            groups.append(GemmGroup(name: "output-v\(v)", shapes: [
+                GemmShape(transA: false, transB: true, m: rows, n: v, k: width),
+                GemmShape(transA: true, transB: false, m: v, n: width, k: rows),
+                GemmShape(transA: false, transB: false, m: rows, n: width, k: v),
+            ]))
+        }
+        return groups
     }
 
     /// Seconds per replay of `shapes` with plain sgemm on scratch buffers, best of `repeats`.

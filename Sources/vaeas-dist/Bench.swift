@@ -5,7 +5,7 @@ import VAEASConfig
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time training steps and compare with OpenBLAS sgemm on the same shapes, in one run.",
+        abstract: "Time training steps and compare with the BLAS's sgemm on the same shapes, in one run.",
         discussion: """
         Prints samples/s, the model's matmul FLOPs per sample, the achieved GFLOP/s per rank, and sgemm's
         GFLOP/s on exactly the products of one step (same shapes, same threads, same process), and each
@@ -43,6 +43,12 @@ struct Bench: ParsableCommand {
     @Option(name: .long, parsing: .upToNextOption,
             help: ArgumentHelp("With --labels: softmax kinds to compare (space- or comma-separated).", valueName: "full,tree"))
     var softmax: [String] = ["full", "tree"]
+
+    @Flag(name: .long, help: "Time the BLAS library alone on the step's products instead of training steps: the model's forward and backward products at batch 128 and 64, and the classifier's output layer at V = 1000 and 50000, at each --threads count, as GFLOP/s and as a fraction of the core's nominal peak. The input of scripts/blas_table.py, which compares libraries (VAEAS_BLAS).")
+    var gemm = false
+
+    @Option(name: .long, help: ArgumentHelp("With --gemm: BLAS thread counts to time.", valueName: "n,n,…"))
+    var threads: String = "1,2"
 
     @Flag(name: .long, help: "Time the collectives over message sizes (--bytes) instead of training steps.")
     var collectives = false
@@ -95,12 +101,19 @@ struct Bench: ParsableCommand {
         if labels != nil && timelineOptions.timeline != nil {
             throw ValidationError("--timeline times training steps; it does not apply to the --labels sweep")
         }
+        if gemm && (collectives || labels != nil || timelineOptions.timeline != nil) {
+            throw ValidationError("--gemm times the BLAS alone; it does not combine with --collectives, --labels or --timeline")
+        }
+        if threads.split(separator: ",").contains(where: { Int($0).map { $0 < 1 } ?? true }) {
+            throw ValidationError("--threads: '\(threads)' is not a list of thread counts ≥ 1 (expected e.g. 1,2)")
+        }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be at least 0, got \(warmup)") }
     }
 
     func run() throws {
         if collectives { return try collectiveSweep() }
+        if gemm { return try gemmSuite() }
         if labels != nil { return try sweep() }
         try Runtime.withCommunicator { comm in
             var config = try options.resolve()
@@ -160,6 +173,7 @@ struct Bench: ParsableCommand {
                 var r = JSONRecord()
                 r.set("ranks", comm.size)
                 r.set("blas_threads", BLAS.threads)
+                Bench.setPlatform(&r)
                 r.set("batch", b)
                 r.set("samples", config.train.samples)
                 r.set("architecture", "enc \(m.encLayers)x\(m.hidden), dec \(m.decLayers)x\(m.hidden), latent \(m.latent), \(m.activation.rawValue)")
@@ -172,6 +186,8 @@ struct Bench: ParsableCommand {
                 r.set("achieved_gflops_per_rank", achieved)
                 r.set("sgemm_gflops_per_rank", sgemm)
                 r.set("ratio_to_sgemm", ratio)
+                let peak = CPUInfo.current.peakGFLOPSPerCore.map { $0 * Double(BLAS.threads) }
+                if let peak { r.set("sgemm_fraction_of_peak", sgemm / peak) }
                 for (name, t) in step.phases.all { r.set("ms_\(name)", t / Double(steps) * 1e3) }
                 r.set("bucket_mb", config.train.bucketMB)
                 r.set("zero_stage", config.train.zeroStage)
@@ -204,8 +220,10 @@ struct Bench: ParsableCommand {
                       throughput   \(String(format: "%.0f", samplesPerSecond)) samples/s
                       FLOPs        \(String(format: "%.2f", flopsPerSample / 1e6)) MFLOP/sample (matmuls of forward + backward)
                       achieved     \(String(format: "%.1f", achieved)) GFLOP/s per rank
-                      sgemm        \(String(format: "%.1f", sgemm)) GFLOP/s per rank on the same shapes
+                      sgemm        \(String(format: "%.1f", sgemm)) GFLOP/s per rank on the same shapes\(peak.map { String(format: ", %.2f of the nominal peak (%.1f GFLOP/s for %d thread(s))", sgemm / $0, $0, BLAS.threads) } ?? "")
                       ratio        \(String(format: "%.3f", ratio))  (achieved / sgemm)
+                      blas         \(BLAS.library.summary) (\(BLAS.library.path))
+                      cpu          \(CPUInfo.current.description), \(CPUInfo.current.vectorExtensions); \(CPUInfo.current.peakText)
                       step split   \(step.phases.all.map { "\($0.0) \(String(format: "%.2f", $0.1 / Double(steps) * 1e3))" }.joined(separator: ", ")) ms (rank 0)
                       grad reduce  \(reductionText), \(String(format: "%.2f MiB", Double(4 * step.model.parameters.count) / 1_048_576))/step: \(String(format: "%.2f", gradient[0])) ms exposed, \(String(format: "%.2f", gradient[1])) ms in flight (mean over ranks)
                       comm         \(String(format: "%.2f", gradient[2])) ms/step exposed (blocking calls, starts, polls, waits), \(String(format: "%.2f", gradient[2] - gradient[0] + gradient[1])) ms total incl. overlapped (mean over ranks)
@@ -221,6 +239,61 @@ struct Bench: ParsableCommand {
                           layer memory \(mib(sm.memoryBytes)) on rank 0 (W_r, b_r, gradients, Adam moments, per-step buffers)
                         """)
                     }
+                }
+            }
+        }
+    }
+
+    /// The BLAS library and the CPU, in every JSON record `bench` prints.
+    static func setPlatform(_ r: inout JSONRecord) {
+        let blas = BLAS.library, cpu = CPUInfo.current
+        r.set("blas_library", blas.vendor.rawValue)
+        r.set("blas_version", blas.version)
+        r.set("blas_kernel", blas.kernel)
+        r.set("blas_path", blas.path)
+        r.set("blas_selection", blas.selection)
+        r.set("cpu_model", cpu.modelName)
+        r.set("cpu_family_model", "\(cpu.family)/\(cpu.model)")
+        r.set("cpu_vector_extensions", cpu.vectorExtensions)
+        if let peak = cpu.peakGFLOPSPerCore { r.set("cpu_peak_gflops_per_core", peak) }
+        for (k, v) in BLASLibrary.environmentOverrides() { r.set("env_" + k, v) }
+    }
+
+    /// The BLAS alone on the step's products (`Benchmark.blasSuite`): best of `--steps` replays of
+    /// each group after `--warmup`, at each thread count. One process per library: scripts/blas_table.py
+    /// runs it under each VAEAS_BLAS, interleaved.
+    func gemmSuite() throws {
+        let config = try options.resolve()
+        let m = config.model
+        let shape = VAEShape(input: 784, latent: m.latent, hidden: m.hidden, encoderLayers: m.encLayers,
+                             decoderLayers: m.decLayers, activation: m.activation)
+        let groups = Benchmark.blasSuite(shape: shape, batches: [128, 64], labels: [1000, 50000], width: m.hidden, rows: 128)
+        let counts = threads.split(separator: ",").map { Int($0)! }
+        let cpu = CPUInfo.current
+        if !json {
+            print("vaeas-dist bench --gemm: \(BLAS.library.vendor.rawValue) \(BLAS.library.version), kernel \(BLAS.library.kernel) (\(BLAS.library.path))")
+            print("cpu: \(cpu.description), \(cpu.vectorExtensions); nominal peak \(cpu.peakText)")
+            print("model: 784-\(m.hidden)×\(m.encLayers)-\(m.latent) encoder, \(m.decLayers)×\(m.hidden) decoder; output layer \(m.hidden) × V on 128 rows; best of \(steps) replays")
+            print("| products | threads | MFLOP | ms | GFLOP/s | fraction of peak |")
+            print("|---|---:|---:|---:|---:|---:|")
+        }
+        for t in counts {
+            BLAS.threads = t
+            for g in groups {
+                _ = Benchmark.sgemmSeconds(g.shapes, repeats: warmup)
+                let seconds = Benchmark.sgemmSeconds(g.shapes, repeats: steps)
+                let gflops = g.flops / seconds / 1e9
+                let peak = cpu.peakGFLOPSPerCore.map { $0 * Double(t) }
+                if json {
+                    var r = JSONRecord()
+                    r.set("products", g.name); r.set("threads", t); r.set("calls", g.shapes.count)
+                    r.set("flops", g.flops); r.set("seconds", seconds); r.set("gflops", gflops)
+                    if let peak { r.set("fraction_of_peak", gflops / peak) }
+                    Bench.setPlatform(&r)
+                    print(r.json)
+                } else {
+                    print(String(format: "| %@ | %d | %.1f | %.3f | %.1f | %@ |", g.name, t, g.flops / 1e6, seconds * 1e3, gflops,
+                                 peak.map { String(format: "%.2f", gflops / $0) } ?? "?"))
                 }
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import VAEAS
 
 /// What `vaeas-dist --version` prints and `run.jsonl` records.
 enum BuildInfo {
@@ -37,5 +38,27 @@ enum BuildInfo {
         return nil
     }()
 
-    static var text: String { "vaeas-dist \(version)" + (commit.map { " (commit \($0.prefix(12)))" } ?? "") }
+    static var text: String {
+        "vaeas-dist \(version)" + (commit.map { " (commit \($0.prefix(12)))" } ?? "") + "\n" + platformText
+    }
+
+    /// `--version`'s lines after the first: the BLAS library, its version, kernel and threads (as the
+    /// thread plan sets them for a plain run), the CPU, and the BLAS variables the environment sets.
+    static var platformText: String {
+        let cpu = CPUInfo.current
+        var lines: [String] = []
+        switch Result(catching: { try BLAS.load() }) {
+        case .success(let blas):
+            Runtime.configureBLASThreads()
+            lines.append("blas: \(blas.summary) (\(blas.path))")
+            if let note = blas.note { lines.append("note: " + note) }
+            if let warning = blas.genericKernelWarning(cpu: cpu) { lines.append(warning) }
+        case .failure(let error):
+            lines.append("blas: none could be loaded: \(error)")
+        }
+        lines.append("cpu: \(cpu.description), \(cpu.vectorExtensions); nominal peak \(cpu.peakText)")
+        let overrides = BLASLibrary.environmentOverrides()
+        if !overrides.isEmpty { lines.append("environment: " + overrides.map { "\($0.0)=\($0.1)" }.joined(separator: " ")) }
+        return lines.joined(separator: "\n")
+    }
 }

@@ -6,13 +6,16 @@ import VAEASData
 
 /// What `train` tells the person running it: one header, one summary, the
 /// `--dry-run` report, and `run.jsonl` (one line per start: command line,
-/// version, commit, ranks, hosts, BLAS threads per rank).
+/// version, commit, ranks, hosts, BLAS threads per rank, the BLAS library, its
+/// version and kernel per rank, the CPU, and BLAS variables the environment sets).
 enum RunReport {
     /// One line per start of the run (a new run or a resume), appended by rank 0.
     static func recordStart(in directory: String, config: TrainConfig, step: DataParallelStep, comm: Communicator,
                             resumedFrom: String? = nil) throws {
         let hosts = comm.allgather(Runtime.hostName())
         let threads = comm.allgather("\(BLAS.threads)")
+        // Per rank: a heterogeneous allocation can pick other kernels on other nodes.
+        let kernels = comm.allgather(BLAS.library.kernel)
         _ = try comm.rootOnly {
             var r = JSONRecord()
             r.set("started", ISO8601DateFormatter().string(from: Date()))
@@ -22,6 +25,16 @@ enum RunReport {
             r.set("ranks", comm.size)
             r.set("hosts", hosts.joined(separator: ","))
             r.set("blas_threads_per_rank", threads.joined(separator: ","))
+            let blas = BLAS.library, cpu = CPUInfo.current
+            r.set("blas", "\(blas.vendor.rawValue) \(blas.version), kernel \(blas.kernel)")
+            r.set("blas_library", blas.vendor.rawValue)
+            r.set("blas_version", blas.version)
+            r.set("blas_kernel_per_rank", kernels.joined(separator: ","))
+            r.set("blas_path", blas.path)
+            r.set("cpu_model", cpu.modelName)
+            r.set("cpu_family_model", "\(cpu.family)/\(cpu.model)")
+            r.set("cpu_vector_extensions", cpu.vectorExtensions)
+            for (k, v) in BLASLibrary.environmentOverrides() { r.set("env_" + k, v) }
             if let resumedFrom { r.set("resumed_from", resumedFrom) }
             let path = directory + "/run.jsonl"
             let line = Data((r.json + "\n").utf8)
@@ -106,6 +119,8 @@ enum RunReport {
             "vaeas-dist train --dry-run: the config resolves and every rank read its data",
             "  ranks              \(P) on \(Set(hosts).count) host(s): \(hosts.joined(separator: ", "))",
             "  BLAS threads       \(threads.joined(separator: ", ")) (per rank)",
+            "  BLAS               \(BLAS.library.vendor.rawValue) \(BLAS.library.version), kernel \(BLAS.library.kernel) (\(BLAS.library.path))",
+            "  CPU                \(CPUInfo.current.description), \(CPUInfo.current.vectorExtensions)",
             "  data               \(config.data.name): \(train.count) training samples of \(train.dimension) pixels",
             "  steps              \((train.count + t.batch - 1) / t.batch) per epoch × \(t.epochs) epochs"
                 + (t.maxSteps > 0 ? " (capped at \(t.maxSteps))" : "") + ", global batch \(t.batch), L = \(t.samples)",

@@ -33,7 +33,20 @@ enum Runtime {
             mpi = nil
         }
         let comm: Communicator = mpi ?? LocalCommunicator()
+        let blas: BLASLibrary
+        do { blas = try BLAS.load() } catch {
+            // Every rank fails the same way (same environment), so none waits for another.
+            if comm.isRoot { FileHandle.standardError.write(Data("error: \(error)\n".utf8)) }
+            mpi?.finalize()
+            throw ExitCode(1)
+        }
         configureBLASThreads()
+        if comm.isRoot {
+            // Never a generic kernel in silence (docs/PERFORMANCE.md "Which BLAS").
+            for line in [blas.note.map { "note: " + $0 }, blas.genericKernelWarning(cpu: CPUInfo.current)].compactMap({ $0 }) {
+                FileHandle.standardError.write(Data((line + "\n").utf8))
+            }
+        }
         func report(_ text: String) {
             fflush(stdout)
             let who = comm.size > 1 && comm.rank != 0 ? "rank \(comm.rank) of \(comm.size) (\(hostName())): " : ""
@@ -85,7 +98,7 @@ enum Runtime {
         return String(cString: buffer)
     }
 
-    /// P ranks on C cores already fill the cores; OpenBLAS threads beyond a
+    /// P ranks on C cores already fill the cores; BLAS threads beyond a
     /// rank's share would oversubscribe them. The share comes from the CPU
     /// affinity mask when it is narrower than the machine (taskset, srun
     /// --cpu-bind, mpirun --bind-to), else SLURM_CPUS_PER_TASK, else cores /

@@ -8,7 +8,7 @@ final class RunReportTests: XCTestCase {
     func testVersionNamesTheCommit() throws {
         let r = try CLI.run(["--version"])
         XCTAssertEqual(r.status, 0, r.output)
-        let line = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let line = r.stdout.split(separator: "\n").first.map(String.init) ?? ""
         XCTAssertTrue(line.range(of: #"^vaeas-dist \d+\.\d+\.\d+ \(commit [0-9a-f]{12}\)$"#, options: .regularExpression) != nil, line)
     }
 

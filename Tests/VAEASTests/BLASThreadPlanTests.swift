@@ -10,7 +10,7 @@ final class BLASThreadPlanTests: XCTestCase {
     func testExplicitOpenBLASThreadsWins() {
         let d = BLASThreadPlan.decide(environment: ["OPENBLAS_NUM_THREADS": "3", "SLURM_CPUS_PER_TASK": "8"],
                                       affinityCount: 1, cores: 16)
-        XCTAssertNil(d.threads)
+        XCTAssertEqual(d.threads, 3)
         XCTAssertTrue(d.reason.contains("OPENBLAS_NUM_THREADS=3"), d.reason)
     }
 

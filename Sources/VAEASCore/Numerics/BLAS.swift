@@ -1,11 +1,31 @@
+import Foundation
 import VAEASConfig
-import COpenBLAS
 
-/// Row-major single-precision matrix products through OpenBLAS.
+/// Row-major matrix products through the CBLAS library that `BLASLibrary`
+/// opens at start-up (scipy-openblas by default; `VAEAS_BLAS` selects another).
 ///
 /// Every product in the model goes through `gemm`, so a benchmark can replay
 /// the same shapes against the raw library (`Benchmark.sgemmReference`).
 public enum BLAS {
+    // CBLAS enum values (cblas.h): the same in OpenBLAS, MKL and BLIS.
+    static let rowMajor: Int32 = 101, noTrans: Int32 = 111, trans: Int32 = 112
+
+    private static let loaded: Result<BLASLibrary, Error> = Result { try BLASLibrary.load() }
+
+    /// The library, or the reason none could be opened (`Runtime` reports it as a clean error).
+    public static func load() throws -> BLASLibrary { try loaded.get() }
+
+    /// The library in use. A process that cannot open any BLAS ends here with the reason
+    /// (the CLI checks `load()` first and exits cleanly).
+    public static var library: BLASLibrary {
+        switch loaded {
+        case .success(let l): return l
+        case .failure(let e):
+            FileHandle.standardError.write(Data("error: \(e)\n".utf8))
+            exit(1)
+        }
+    }
+
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, all row-major.
     /// `op(A)` is m×k (A is k×m when `transA`), `op(B)` is k×n (B is n×k when `transB`).
     @inline(__always)
@@ -16,11 +36,8 @@ public enum BLAS {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
-        cblas_sgemm(CblasRowMajor,
-                    transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), alpha,
-                    a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        library.sgemm(rowMajor, transA ? trans : noTrans, transB ? trans : noTrans,
+                      Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// The same in Double (for estimators whose terms cancel, like log q(z|x_k)).
@@ -32,17 +49,14 @@ public enum BLAS {
         beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
         if m == 0 || n == 0 { return }
-        cblas_dgemm(CblasRowMajor,
-                    transA ? CblasTrans : CblasNoTrans,
-                    transB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), alpha,
-                    a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        library.dgemm(rowMajor, transA ? trans : noTrans, transB ? trans : noTrans,
+                      Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// Threads OpenBLAS may use in this process. With P ranks on C cores the
+    /// Threads the BLAS library may use in this process. With P ranks on C cores the
     /// ranks already fill the cores; more BLAS threads would oversubscribe them.
     public static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        get { library.threads }
+        set { library.threads = newValue }
     }
 }

@@ -9,7 +9,7 @@ import Glibc
 public enum BLASThreadPlan {
     /// The decision and the reason, for `bench` and the logs.
     public struct Decision: Equatable, Sendable {
-        /// Threads to set; nil: leave OpenBLAS alone (OPENBLAS_NUM_THREADS is set).
+        /// Threads to set; nil: leave the library's own default.
         public let threads: Int?
         /// Where the number came from, e.g. "CPU affinity: 1 of 2 cores".
         public let reason: String
@@ -17,7 +17,8 @@ public enum BLASThreadPlan {
     }
 
     /// In order:
-    /// 1. `OPENBLAS_NUM_THREADS` set: OpenBLAS reads it itself (nil threads);
+    /// 1. `OPENBLAS_NUM_THREADS` set: that number, whichever library runs (OpenBLAS
+    ///    reads it itself; MKL and BLIS are told it, so one variable works for all);
     /// 2. the affinity mask narrower than the machine (taskset, `srun --cpu-bind`,
     ///    `mpirun --bind-to core`, cgroup cpusets): its CPU count;
     /// 3. `SLURM_CPUS_PER_TASK`;
@@ -30,7 +31,7 @@ public enum BLASThreadPlan {
     public static func decide(environment env: [String: String], affinityCount: Int?, cores: Int) -> Decision {
         let cores = max(1, cores)
         if let explicit = env["OPENBLAS_NUM_THREADS"], !explicit.isEmpty {
-            return Decision(threads: nil, reason: "OPENBLAS_NUM_THREADS=\(explicit)")
+            return Decision(threads: positive(explicit), reason: "OPENBLAS_NUM_THREADS=\(explicit)")
         }
         if let a = affinityCount, a >= 1, a < cores {
             return Decision(threads: a, reason: "CPU affinity: \(a) of \(cores) cores")

@@ -3,7 +3,7 @@ import Dispatch
 
 /// Splits the passes between the products (the elementwise kernels of the
 /// layers and the loss, Adam, the finite check) across the cores this rank
-/// owns: the same cores OpenBLAS uses for the products (`BLAS.threads`),
+/// owns: the same cores the BLAS uses for the products (`BLAS.threads`),
 /// idle outside them.
 public enum Parallel {
     /// Calls `body` on up to `parts` contiguous ranges of 0..<count (multiples
