@@ -5,11 +5,12 @@
     .venv-torch/bin/python scripts/compare_torch.py     # full comparison, writes docs/PERFORMANCE.md
     .venv-torch/bin/python scripts/compare_torch.py --quick              # tiny shapes: checks it works
     .venv-torch/bin/python scripts/compare_torch.py --before-bin OLD/vaeas-dist   # + a "before" column
+    .venv-torch/bin/python scripts/compare_torch.py --blas "Debian OpenBLAS 0.3.21=openblas"   # + another BLAS
 
 Each configuration (row) is timed as `vaeas-dist bench --json` (under scripts/mpirun.sh, with
 OPENBLAS_NUM_THREADS set) and as the same training step in PyTorch (a subprocess of this script
 with torch.set_num_threads), over --reps rounds. Within a round every row runs each side once,
-alternating which goes first, so that drift of a shared machine falls on both; the table gives
+rotating which goes first, so that drift of a shared machine falls on all; the table gives
 medians over rounds. The shapes are the paper's (encoder 2 × 500, decoder 5 × 500, latent 40,
 tanh, batch 128, L = 1); the PyTorch model is scripts/torch_model.py's modules with the step
 written the efficient way (one classifier forward; ∂CE only into ω and ∂Î only into z via
@@ -23,17 +24,33 @@ time the same model, and an older binary does not stop at a key added since (con
 train.cls_lr, a learning rate that does not change the work). Before the first round each binary's
 `show-config` must accept every row's config and resolve its keys to the same values.
 
-Columns: samples/s of each side (median), their ratio, and each side's achieved matmul GFLOP/s
-(vaeas-dist's FLOPs per sample × samples/s) over the sgemm GFLOP/s vaeas-dist measured in the
-same run on exactly the step's shapes and threads (its `ratio_to_sgemm`): that ratio does not
-depend on how fast this machine's BLAS is, so rows from different sittings stay comparable.
-Then peak memory (peak resident set, VmHWM, medians): vaeas-dist's per rank (`bench`'s
-peak_rss_bytes_max_rank) and summed over its ranks (peak_rss_bytes_all_ranks), PyTorch's one
-process (its worker reads its own VmHWM after the timed steps), and --before-bin's per rank if its
-`bench --json` reports it (binaries before the performance work do not: "–").
+Our BLAS (vaeas-dist dlopens one, chosen by VAEAS_BLAS) is read from each run's bench JSON
+(blas_library, blas_version, blas_kernel, blas_selection; cpu_model and its nominal peak) and named in
+the section's intro and the table's caption; a --before-bin too old to report them is named by the
+OpenBLAS it links (ldd) or "–". PyTorch's backend is read from torch.__config__.show() (BLAS_INFO,
+USE_MKL, the MKL and oneDNN versions; the whole text goes into the raw records),
+torch.backends.cpu.get_cpu_capability() and MKL_VERBOSE's code path on one nn.Linear step.
+`--blas LABEL=VALUE` (repeatable; blas_table.py's candidate syntax, `+NAME=VALUE` for more
+environment) times this build again under VAEAS_BLAS=VALUE in the same rounds, as extra columns
+(samples/s, ratio to PyTorch, sgemm / nominal peak): e.g. `--blas "Debian OpenBLAS 0.3.21=openblas"` shows before and after
+the BLAS change with one binary in one sitting.
+
+Columns: samples/s of each side (median), their ratio; each side's achieved matmul GFLOP/s
+(vaeas-dist's FLOPs per sample × samples/s) over the sgemm GFLOP/s vaeas-dist measured in the same
+run on exactly the step's shapes and threads (its `ratio_to_sgemm`: how much of its own BLAS's speed
+the step keeps); that sgemm rate; and the rate over the cores' nominal peak (`sgemm_fraction_of_peak`,
+"–" for binaries that do not report it): a BLAS running a generic kernel makes sgemm slow and the
+ratios to it flattering, and shows here as a small fraction. Then peak memory (peak resident set,
+VmHWM, medians): vaeas-dist's per rank (`bench`'s peak_rss_bytes_max_rank) and summed over its ranks
+(peak_rss_bytes_all_ranks), PyTorch's one process (its worker reads its own VmHWM after the timed
+steps), and --before-bin's per rank if its `bench --json` reports it (older binaries do not: "–").
+
+The section goes into --out (default docs/PERFORMANCE.md) between `<!-- compare_torch.py: begin -->`
+and `<!-- compare_torch.py: end -->`; every run's record (row, side, round) and PyTorch's configuration
+go to --raw (default DIR/data/compare_torch-CPU.jsonl beside --out; --quick: none unless given).
 
 Run it on a quiet machine: about 10 minutes at the defaults on 2 cores (--reps 5), half as much
-again with --before-bin. Timing under other load says little; the ratios to sgemm say more.
+again with --before-bin or each --blas. Timing under other load says little; the ratios to sgemm say more.
 """
 import argparse
 import datetime
@@ -52,6 +69,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(ROOT, "scripts")
+sys.path.insert(0, SCRIPTS)
+import blas_table  # noqa: E402  (candidate syntax, BLAS and CPU descriptions)
+
 BEGIN, END = "<!-- compare_torch.py: begin -->", "<!-- compare_torch.py: end -->"
 
 # The paper's MNIST architecture (configs/mnist-vae.yaml, configs/mnist-vaeas.yaml).
@@ -163,11 +183,14 @@ def check_configs(binaries, files, data_dir):
                                  f"{values.get(key, 'nothing')!r}, not {v!r}")
 
 
-def ours(bin_path, config_path, ranks, threads, steps, warmup, data_dir):
-    """One `vaeas-dist bench --json` run on the row's config (write_configs); its JSON record."""
+def ours(bin_path, blas, config_path, ranks, threads, steps, warmup, data_dir):
+    """One `vaeas-dist bench --json` run on the row's config (write_configs), under VAEAS_BLAS and
+    environment blas = (value, {NAME: VALUE}) if given; its JSON record."""
     args = [os.path.join(SCRIPTS, "mpirun.sh"), "-n", str(ranks), "bench", "--config", config_path,
             "--data-dir", data_dir, "--steps", str(steps), "--warmup", str(warmup), "--json"]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), VAEAS_BIN=bin_path)
+    if blas:
+        env.update(blas[1], VAEAS_BLAS=blas[0])
     r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=3600)
     if r.returncode != 0:
         sys.exit(f"compare_torch: vaeas-dist bench failed ({' '.join(args)}):\n{r.stderr[-3000:]}")
@@ -322,35 +345,75 @@ def theirs(shape, threads, objective, labels, softmax, alpha, steps, warmup, ada
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+MKL_PROBE = ("import torch; torch.set_num_threads(1); l = torch.nn.Linear(500, 500); "
+             "l(torch.ones(128, 500, requires_grad=True)).sum().backward()")
+
+
+def torch_backend(torch):
+    """PyTorch's BLAS as built and as run: {"config": torch.__config__.show(), "text": one line}. The
+    MKL code path is what MKL_VERBOSE prints on one nn.Linear step in a fresh process (MKL names
+    'Intel(R) Architecture processors' on CPUs it has no dedicated path for, e.g. AMD's)."""
+    config = torch.__config__.show()
+    def grab(pattern):
+        m = re.search(pattern, config)
+        return m.group(1) if m else None
+    blas, use_mkl = grab(r"BLAS_INFO=([^,\s]+)"), grab(r"USE_MKL=(\w+)")
+    mkl, onednn = grab(r"Math Kernel Library Version ([\w.]+)"), grab(r"MKL-DNN v([\w.]+)")
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except AttributeError:
+        capability = "–"
+    path, sgemm = None, 0
+    if use_mkl == "ON":
+        try:
+            r = subprocess.run([sys.executable, "-c", MKL_PROBE], env=dict(os.environ, MKL_VERBOSE="1"),
+                               capture_output=True, text=True, timeout=300)
+            m = re.search(r"architecture (.*?), Lnx", r.stdout)
+            path, sgemm = (m.group(1) if m else None), r.stdout.count("MKL_VERBOSE SGEMM")
+        except (OSError, subprocess.SubprocessError):
+            pass
+    text = f"PyTorch {torch.__version__}: BLAS {blas or '–'} (USE_MKL={use_mkl or '–'}"
+    text += f"; MKL {mkl}" if mkl else ""
+    text += (f", code path '{path}' per MKL_VERBOSE; nn.Linear {'runs' if sgemm else 'does not run'} MKL sgemm"
+             if path else "") + ")"
+    text += f", oneDNN {onednn}" if onednn else ""
+    return dict(version=torch.__version__, config=config, blas=blas, use_mkl=use_mkl, mkl=mkl, onednn=onednn,
+                capability=capability, mkl_code_path=path, text=text + f", CPU capability {capability}")
+
+
+def linked_blas(bin_path):
+    """The BLAS a binary links (binaries from before the BLAS was dlopened), from ldd: 'OpenBLAS
+    0.3.21 (linked: libopenblasp-r0.3.21.so)', or None."""
+    try:
+        r = subprocess.run(["ldd", bin_path], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"(lib(openblas|blis|mkl_rt|blas)\S*) => (\S+)", r.stdout)
+    if not m:
+        return None
+    real = os.path.basename(os.path.realpath(m.group(3)))
+    v = re.search(r"r?(\d+\.\d+\.\d+)", real)
+    name = {"openblas": "OpenBLAS", "blis": "BLIS", "mkl_rt": "MKL"}.get(m.group(2), "BLAS")
+    return f"{name}{' ' + v.group(1) if v else ''} (linked: {real})"
+
+
 # ----------------------------------------------------------------------------------------------
 # the table
 
 
 def machine():
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    flags = ""
-    try:
-        text = open("/proc/cpuinfo").read()
-        have = [f for f in ("avx512f", "avx2", "fma") if re.search(rf"\b{f}\b", text)]
-        flags = ", ".join(have)
-    except OSError:
-        pass
-    mem = ""
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                mem = f", {int(line.split()[1]) / 1048576:.0f} GiB"
-    except OSError:
-        pass
+    """'host: CPU (flags), cores, memory, kernel' as /proc says, and OPENBLAS_CORETYPE if set."""
+    def read(path):
+        try:
+            return open(path).read()
+        except OSError:
+            return ""
+    cpuinfo, meminfo = read("/proc/cpuinfo"), read("/proc/meminfo")
+    model, mem = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M), re.search(r"^MemTotal:\s*(\d+)", meminfo, re.M)
+    flags = ", ".join(f for f in ("avx512f", "avx2", "fma") if re.search(rf"\b{f}\b", cpuinfo))
     coretype = os.environ.get("OPENBLAS_CORETYPE")
-    return (f"{platform.node()}: {cpu} ({flags}), {os.cpu_count()} cores{mem}, Linux {platform.release()}"
+    return (f"{platform.node()}: {model.group(1).strip() if model else 'unknown CPU'} ({flags}), {os.cpu_count()} cores"
+            + (f", {int(mem.group(1)) / 1048576:.0f} GiB" if mem else "") + f", Linux {platform.release()}"
             + (f", OPENBLAS_CORETYPE={coretype}" if coretype else ""))
 
 
@@ -378,6 +441,9 @@ def main():
     ap.add_argument("--before-bin", help="another vaeas-dist binary (e.g. main's) timed in the same rounds: a 'before' column")
     ap.add_argument("--before-label", help="what --before-bin is, for the notes (e.g. 'main at 533af70'; "
                     "default: its --version)")
+    ap.add_argument("--blas", action="append", default=[], metavar="LABEL=VALUE[+NAME=VALUE…]",
+                    help="also time --bin under VAEAS_BLAS=VALUE in the same rounds, as columns LABEL (repeatable), "
+                    "e.g. 'Debian OpenBLAS 0.3.21=openblas'")
     ap.add_argument("--data-dir", default=os.path.join(os.path.dirname(ROOT), "shared/data"),
                     help="directory with binarized-mnist (default ../shared/data)")
     ap.add_argument("--adam", choices=["fused", "foreach", "default"], default="fused",
@@ -387,6 +453,8 @@ def main():
                     help="check the PyTorch step's gradients against torch_model.py first (default: on with --quick)")
     ap.add_argument("--out", help="write the table section into this Markdown file "
                     "(default docs/PERFORMANCE.md; --quick: none)")
+    ap.add_argument("--raw", help="JSON lines file for every run's record and PyTorch's configuration "
+                    "(default: data/compare_torch-CPU.jsonl beside --out; --quick: none)")
     ap.add_argument("--torch-worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_worker:
@@ -413,51 +481,90 @@ def main():
         check_step_gradients()
 
     table = [r for r in rows(quick) if not a.only or a.only in r[0]]
-    sides = [("ours", a.bin)] + ([("before", a.before_bin)] if a.before_bin else [])
+    # Sides of vaeas-dist: (key, binary, (VAEAS_BLAS, {environment}) or None); PyTorch is "torch".
+    sides = [("ours", a.bin, None)] + ([("before", a.before_bin, None)] if a.before_bin else [])
+    for spec in a.blas:
+        label, value, extra = blas_table.parse_candidate(spec)
+        p = blas_table.probe(a.bin, value, extra)
+        if not p["loadable"]:
+            sys.exit(f"compare_torch: --blas {spec!r}: {a.bin} --version says blas: {p['blas'] or p['text']}")
+        sides.append((label, a.bin, (value, extra)))
+        if label in ("ours", "before", "torch") or label in [k for k, _b, _e in sides[:-1]]:
+            sys.exit(f"compare_torch: --blas {spec!r}: each needs its own label (not ours, before or torch)")
     config_dir = tempfile.mkdtemp(prefix="compare_torch-")
     try:
         configs = write_configs(table, shape, config_dir)
-        check_configs([b for _, b in sides], configs, a.data_dir)
-        run_and_report(a, quick, reps, steps, warmup, shape, out, table, sides, configs, torch.__version__)
+        check_configs(sorted({b for _k, b, _e in sides}), configs, a.data_dir)
+        run_and_report(a, quick, reps, steps, warmup, shape, out, table, sides, configs, torch_backend(torch))
     finally:
         shutil.rmtree(config_dir, ignore_errors=True)
 
 
-def run_and_report(a, quick, reps, steps, warmup, shape, out, table, sides, configs, torch_version):
-    results = {r[0]: {"ours": [], "before": [], "torch": []} for r in table}
-    start = time.time()
+def measure(a, reps, steps, warmup, shape, table, sides, configs):
+    """{row: {side: [record per round]}} and every record with its row, side and round."""
+    results = {r[0]: {k: [] for k in [s[0] for s in sides] + ["torch"]} for r in table}
+    raw, start = [], time.time()
     for rep in range(reps):
         for k, (name, ranks, threads, objective, labels, softmax, alpha, with_torch) in enumerate(table):
             slow = objective == "vaeas" and softmax == "full" and labels >= 10000
             n = min(steps, a.slow_steps) if slow else steps
-            runs = [(side, b) for side, b in sides] + ([("torch", None)] if with_torch else [])
-            if (rep + k) % 2:
-                runs.reverse()   # alternate who goes first
-            for side, b in runs:
+            runs = list(sides) + ([("torch", None, None)] if with_torch else [])
+            runs = runs[(rep + k) % len(runs):] + runs[:(rep + k) % len(runs)]   # rotate who goes first
+            for side, b, blas in runs:
                 if side == "torch":
                     r = theirs(shape, ranks * threads, objective, labels, softmax, alpha, n, warmup, a.adam)
                 else:
-                    r = ours(b, configs[name][0], ranks, threads, n, warmup, a.data_dir)
+                    r = ours(b, blas, configs[name][0], ranks, threads, n, warmup, a.data_dir)
                 results[name][side].append(r)
+                raw.append(dict(r, row=name, side=side, round=rep + 1))
                 print(f"[{time.time() - start:6.0f} s] round {rep + 1}/{reps} {name}: {side} "
                       f"{r['samples_per_s']:.0f} samples/s", file=sys.stderr)
+    return results, raw
 
-    def med(runs, key):
-        values = [r[key] for r in runs if isinstance(r.get(key), (int, float)) and r[key] >= 0]
-        return statistics.median(values) if values else None
 
-    def mib(runs, key):
-        v = med(runs, key)
-        return v / 1048576 if v is not None else None
+def med(runs, key):
+    values = [r[key] for r in runs if isinstance(r.get(key), (int, float)) and r[key] >= 0]
+    return statistics.median(values) if values else None
+
+
+def mib(runs, key):
+    v = med(runs, key)
+    return v / 1048576 if v is not None else None
+
+
+def run_and_report(a, quick, reps, steps, warmup, shape, out, table, sides, configs, backend):
+    results, raw = measure(a, reps, steps, warmup, shape, table, sides, configs)
+    extras = sides[2 if a.before_bin else 1:]
+    every = {k: [r for rs in results.values() for r in rs[k]] for k in results[table[0][0]]}
+
+    def blas_of(key, b):
+        """What BLAS a side ran: its bench JSON's, else what the binary links (old binaries), else '–'."""
+        rec = next((r for r in every[key] if r.get("blas_library")), None)
+        return blas_table.blas_text(rec, selection=key == "ours") or linked_blas(b) or "–"
+
+    first = next((r for r in every["ours"] if r.get("cpu_model")), {})
+    cpu = blas_table.cpu_text(first) or "–"
+    ours_blas = blas_of("ours", a.bin)
+    caption = (f"*CPU: {cpu}; vaeas-dist BLAS: {ours_blas}"
+               + (f"; before: {blas_of('before', a.before_bin)}" if a.before_bin else "")
+               + "".join(f"; {k}: {blas_of(k, b)}" for k, b, _e in extras)
+               + f"; PyTorch: BLAS_INFO={backend['blas'] or '–'}"
+               + (f", MKL {backend['mkl']}" if backend["mkl"] else "")
+               + (f" ('{backend['mkl_code_path']}')" if backend["mkl_code_path"] else "")
+               + (f", oneDNN {backend['onednn']}" if backend["onednn"] else "")
+               + f", CPU capability {backend['capability']}.*")
+    torch_threads = sorted({r["threads"] for r in every["torch"] if "threads" in r})
 
     lines = []
     head = "| config | vaeas-dist samples/s |" + (" before samples/s | after / before |" if a.before_bin else "")
-    head += " PyTorch samples/s | vaeas-dist / PyTorch | vaeas-dist / its sgemm rate | PyTorch / the same sgemm rate | sgemm GFLOP/s per rank |"
+    head += "".join(f" {k} samples/s | {k} / PyTorch | {k} sgemm / nominal peak |" for k, _b, _e in extras)
+    head += (" PyTorch samples/s | vaeas-dist / PyTorch | vaeas-dist / its sgemm rate | PyTorch / the same sgemm rate |"
+             " sgemm GFLOP/s per rank | sgemm / nominal peak |")
     head += " vaeas-dist peak MiB/rank | vaeas-dist total MiB | PyTorch peak MiB |" + (" before peak MiB/rank |" if a.before_bin else "")
     lines.append(head)
     lines.append("|---|" + "---:|" * (head.count("|") - 2))
     for (name, ranks, threads, *_rest) in table:
-        o, t, bf = results[name]["ours"], results[name]["torch"], results[name]["before"]
+        o, t, bf = results[name]["ours"], results[name]["torch"], results[name]["before"] if a.before_bin else []
         sps, tsps, bsps = med(o, "samples_per_s"), med(t, "samples_per_s"), med(bf, "samples_per_s")
         ratio = med(o, "ratio_to_sgemm")
         sgemm = med(o, "sgemm_gflops_per_rank")
@@ -467,8 +574,14 @@ def run_and_report(a, quick, reps, steps, warmup, shape, out, table, sides, conf
         row = f"| {name} | {fmt(sps, ',.0f')} |"
         if a.before_bin:
             row += f" {fmt(bsps, ',.0f')} | {fmt(sps / bsps if bsps else None, '.2f')}× |"
+        for k, _b, _e in extras:
+            x = results[name][k]
+            xsps = med(x, "samples_per_s")
+            row += (f" {fmt(xsps, ',.0f')} | {fmt(xsps / tsps if xsps and tsps else None, '.2f')}{'×' if xsps and tsps else ''}"
+                    f" | {fmt(med(x, 'sgemm_fraction_of_peak'), '.2f')} |")
         row += (f" {fmt(tsps, ',.0f')} | {fmt(sps / tsps if tsps else None, '.2f')}{'×' if tsps else ''} |"
-                f" {fmt(ratio, '.2f')} | {fmt(tratio, '.2f')} | {fmt(sgemm, '.1f')} |")
+                f" {fmt(ratio, '.2f')} | {fmt(tratio, '.2f')} | {fmt(sgemm, '.1f')} |"
+                f" {fmt(med(o, 'sgemm_fraction_of_peak'), '.2f')} |")
         # Peak resident sets: vaeas-dist's largest rank and all its ranks summed (bench reports every
         # rank's), PyTorch's one process, the before binary's largest rank if its bench reports it.
         row += (f" {fmt(mib(o, 'peak_rss_bytes_max_rank'), ',.0f')} | {fmt(mib(o, 'peak_rss_bytes_all_ranks'), ',.0f')} |"
@@ -490,41 +603,67 @@ def run_and_report(a, quick, reps, steps, warmup, shape, out, table, sides, conf
                   f"VAE-AS: classifier {shape['cls_layers']} × {shape['hidden']}, entropy estimator (tree: ce), β = 1")
     exe = os.path.relpath(sys.executable, ROOT) if os.path.abspath(sys.executable).startswith(ROOT + os.sep) else "python3"
     command = shlex.join([exe, "scripts/compare_torch.py"] + sys.argv[1:])
+    raw_path = a.raw or (os.path.join(os.path.dirname(os.path.abspath(out)), "data",
+                                      f"compare_torch-{blas_table.cpu_slug(first)}.jsonl") if out and not quick else None)
     section = "\n".join([
         BEGIN,
         "## vaeas-dist against PyTorch (`scripts/compare_torch.py`)",
         "",
-        f"Measured {now} on {machine()}; PyTorch {torch_version} "
+        f"Measured {now} on {machine()}; CPU as vaeas-dist reports it: {cpu}. "
+        f"PyTorch {backend['version']} "
         f"(`torch.optim.Adam`{'' if a.adam == 'default' else f'({a.adam}=True)'}), "
         f"{reps} interleaved rounds, medians; {steps} timed steps per run "
         f"({min(steps, a.slow_steps)} for the V = 50000 full-softmax rows) after {warmup} warm-up.",
         f"Model: {shape_text}.",
         "",
+        f"- vaeas-dist ({version(a.bin).splitlines()[0]}): BLAS {ours_blas}.",
+        f"- {backend['text']}, threads {' / '.join(map(str, torch_threads)) or '–'} (`torch.set_num_threads(ranks × threads)` "
+        "of the row, OMP_NUM_THREADS = MKL_NUM_THREADS the same, 1 interop thread).",
+        "",
         "```",
         command.strip(),
         "```",
         "",
+        caption,
+        "",
         *lines,
         "",
-        "- *vaeas-dist / its sgemm rate*: the step's matmul GFLOP/s over OpenBLAS sgemm's on exactly the step's shapes "
-        "and threads, measured in the same run (`bench`'s `ratio_to_sgemm`). *PyTorch / the same sgemm rate*: PyTorch's "
-        "samples/s × the same FLOPs per sample, over that same sgemm rate × ranks.",
+        "- *vaeas-dist / its sgemm rate*: the step's matmul GFLOP/s over its BLAS's sgemm on exactly the step's shapes "
+        "and threads, measured in the same run (`bench`'s `ratio_to_sgemm`): the share of its own BLAS's speed the step "
+        "keeps, not how fast that BLAS is. *PyTorch / the same sgemm rate*: PyTorch's samples/s × the same FLOPs per "
+        "sample, over that same sgemm rate × ranks. *sgemm / nominal peak*: that sgemm rate over the nominal peak of "
+        "the rank's cores (threads × the CPU's per-core peak, `sgemm_fraction_of_peak`; above 1 when the cores run above "
+        "the clock the peak assumes): a BLAS on a generic kernel shows there as a small fraction, and flatters the "
+        "ratios to its sgemm.",
         "- PyTorch runs `torch.set_num_threads(ranks × threads)` in one process; vaeas-dist runs `scripts/mpirun.sh -n ranks` "
-        "with `OPENBLAS_NUM_THREADS=threads`, on a config per row that compare_torch.py writes with the model, objective "
-        "and batch keys above (only keys 533af70's binary also knows: no `train.cls_lr`, which changes no work).",
+        "with `OPENBLAS_NUM_THREADS=threads` (which vaeas-dist gives to whichever BLAS it loaded), on a config per row "
+        "that compare_torch.py writes with the model, objective and batch keys above (only keys 533af70's binary also "
+        "knows: no `train.cls_lr`, which changes no work).",
         "- Peak memory is the peak resident set (VmHWM), medians over rounds. *vaeas-dist peak MiB/rank*: its largest rank "
         "(`bench`'s `peak_rss_bytes_max_rank`: set-up, the data set, the timed steps); *vaeas-dist total MiB*: "
         "all its ranks summed (`peak_rss_bytes_all_ranks`), the number to set against *PyTorch peak MiB* on 2-rank rows, "
         "where PyTorch is one process with 2 threads (its interpreter and libtorch included, 16 batches of data). "
         "On 1-rank rows the two vaeas-dist columns are the same process.",
-        *([f"- *before*: `--before-bin` {a.before_bin} ({a.before_label or version(a.before_bin)}), timed in the same rounds on the same "
-           "configs; its peak memory is \"–\" where its `bench --json` has no `peak_rss_bytes_max_rank` "
-           "(binaries before #13's performance work)."] if a.before_bin else []),
+        *([f"- *before*: `--before-bin` {a.before_bin} ({a.before_label or version(a.before_bin).splitlines()[0]}; BLAS "
+           f"{blas_of('before', a.before_bin)}), timed in the same rounds on the same configs; its peak memory is \"–\" "
+           "where its `bench --json` has no `peak_rss_bytes_max_rank` (binaries before #13's performance work)."]
+          if a.before_bin else []),
+        *[f"- *{k}*: this build (`--bin`) under `VAEAS_BLAS={v}`{''.join(f' `{n}={x}`' for n, x in e.items())} "
+          f"(BLAS {blas_of(k, b)}), timed in the same rounds on the same configs." for k, b, (v, e) in extras],
+        *([f"- Raw records (every run's `bench`/worker JSON with row, side and round; PyTorch's `torch.__config__.show()` "
+           f"first): `{os.path.relpath(raw_path, os.path.dirname(os.path.abspath(out)))}`."] if raw_path and out else []),
         "- Where vaeas-dist's step goes, ms per step on rank 0 (medians):",
         *["  " + s for s in split],
         END,
     ])
     print(section)
+    if raw_path:
+        os.makedirs(os.path.dirname(os.path.abspath(raw_path)), exist_ok=True)
+        with open(raw_path, "w") as f:
+            head = dict(measured=now, command=command, torch_config=backend["config"],
+                        torch_backend={k: v for k, v in backend.items() if k != "config"})
+            f.writelines(json.dumps(r) + "\n" for r in [head] + raw)
+        print(f"compare_torch: wrote {len(raw)} records into {raw_path}", file=sys.stderr)
     if out:
         text = open(out).read() if os.path.exists(out) else ""
         if BEGIN in text and END in text:

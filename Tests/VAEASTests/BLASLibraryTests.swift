@@ -80,9 +80,12 @@ final class BLASLibraryTests: XCTestCase {
                                                                     environment: ["OPENBLAS_CORETYPE": "Nehalem"]))
         XCTAssertTrue(forced.contains("OPENBLAS_CORETYPE=Nehalem is set"), forced)
         // Never suggest the library that is already running.
-        let mkl = try XCTUnwrap(BLASLibrary.genericKernelWarning(vendor: .mkl, version: "2026.2", kernel: "Intel(R) Architecture processors",
-                                                                 path: "p", selection: "mkl", cpu: Self.zen3, environment: [:]))
+        let mkl = try XCTUnwrap(BLASLibrary.genericKernelWarning(vendor: .mkl, version: "2026.2", kernel: "SSE4.2",
+                                                                 path: "p", selection: "mkl", cpu: Self.emeraldRapids, environment: [:]))
         XCTAssertTrue(mkl.contains("VAEAS_BLAS=scipy-openblas") && !mkl.contains("VAEAS_BLAS=mkl"), mkl)
+        // MKL on AMD names no instruction set although its AVX2 sgemm runs: no warning.
+        XCTAssertNil(BLASLibrary.genericKernelWarning(vendor: .mkl, version: "2026.2", kernel: "Intel(R) Architecture processors",
+                                                      path: "p", selection: "mkl", cpu: Self.zen3, environment: [:]))
         XCTAssertNotNil(BLASLibrary.genericKernelWarning(vendor: .blis, version: "0.9.0", kernel: "generic", path: "p",
                                                          selection: "blis", cpu: Self.zen3, environment: [:]))
 
