@@ -12,7 +12,11 @@ study can be built over several sittings:
     python3 scripts/converged.py list
     python3 scripts/converged.py summary                # one JSON line per finished run
 
-The groups and their runs are in experiments/converged/study.yaml.
+The groups and their runs are in experiments/converged/study.yaml. `--study FILE` runs another study
+with the same runner, into the directory its `out:` key names (experiments/paper-length/study.yaml:
+Table 2 at the paper's training length, issue #20):
+
+    python3 scripts/converged.py --study experiments/paper-length/study.yaml run headline
 """
 import argparse, json, os, shlex, subprocess, sys, time
 
@@ -25,6 +29,15 @@ def load_spec():
     import yaml
     with open(SPEC) as f:
         return yaml.safe_load(f)
+
+
+def use_study(path):
+    """Point the runner at another study file; its runs go to its `out:` directory (relative to the repo)."""
+    global SPEC, OUT
+    SPEC = os.path.abspath(path)
+    out = load_spec().get("out")
+    if out:
+        OUT = os.path.join(ROOT, out)
 
 
 def runs_of(spec, groups):
@@ -61,10 +74,18 @@ def last_json(text, key=None):
 
 
 def finished(d):
-    """Training ran to its last epoch: model.safetensors written and the run's summary printed."""
-    log = os.path.join(d, "train.log")
-    return (os.path.exists(os.path.join(d, "train", "model.safetensors")) and os.path.exists(log)
-            and "\nsummary of " in open(log).read())
+    """Training ran to its last epoch, read from the run's own records (not its prose): model.safetensors
+    exists and the last line of metrics.jsonl is the epoch that config.yaml's train.epochs asks for."""
+    import yaml
+    t = os.path.join(d, "train")
+    try:
+        with open(os.path.join(t, "config.yaml")) as f:
+            epochs = yaml.safe_load(f)["train"]["epochs"]
+        with open(os.path.join(t, "metrics.jsonl")) as f:
+            last = json.loads(f.read().splitlines()[-1])
+    except (OSError, ValueError, IndexError, KeyError, TypeError):
+        return False
+    return os.path.exists(os.path.join(t, "model.safetensors")) and last.get("epoch") == epochs
 
 
 def run_one(spec, group, run, args):
@@ -373,6 +394,7 @@ def cmd_report(args):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--study", default=SPEC, help="the study file (default experiments/converged/study.yaml)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
     r.add_argument("groups", nargs="+")
@@ -385,6 +407,7 @@ def main():
     sub.add_parser("summary")
     sub.add_parser("report", help="the converged section of docs/RESULTS.md and its figures")
     args = ap.parse_args()
+    use_study(args.study)
     spec = load_spec()
     if args.cmd == "list":
         for g, runs in spec["groups"].items():

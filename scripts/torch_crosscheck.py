@@ -80,12 +80,14 @@ def main():
     torch_grads = dict(zip(enc_dec, torch.autograd.grad(objective, list(enc_dec.values()), retain_graph=True)))
     if classifier_ce is not None:
         torch_grads.update(zip(cls, torch.autograd.grad(classifier_ce, list(cls.values()), retain_graph=True)))
-    # Diagnostic: the share of (α − β)·Î in the encoder's gradients (max|∂(α − β)Î| / max|∂L_φθ|),
-    # i.e. how large the Î gradient is against the tolerance that would hide an error in it.
+    # Diagnostic: the share of the classifier's terms (α·Î + β·MD̂ beyond β·KL: torch_model.label_term) in the
+    # encoder's gradients (max|∂term| / max|∂L_φθ|), i.e. how large their gradient is against the tolerance
+    # that would hide an error in it.
     mi_share = {}
-    if model.classifier is not None and model.mi_term_active(t["hhat"].shape[0]):
+    term = model.label_term(t) if model.classifier is not None else None
+    if term is not None:
         enc = [k for k in enc_dec if k.startswith("encoder.")]
-        g_mi = torch.autograd.grad((model.alpha - model.beta) * model.mi(t), [enc_dec[k] for k in enc])
+        g_mi = torch.autograd.grad(term, [enc_dec[k] for k in enc], retain_graph=True)
         for k, g in zip(enc, g_mi):
             mi_share["grad." + k] = float(g.abs().max() / torch_grads[k].abs().max().clamp_min(1e-12))
 
@@ -148,7 +150,8 @@ def main():
     out = {
         "ok": ok, "tolerance": TOLERANCE,
         "objective": model.objective, "softmax": getattr(model.classifier, "softmax", None),
-        "estimator": getattr(model, "estimator", None), "labels": getattr(model, "labels", None),
+        "estimator": getattr(model, "estimator", None), "md_estimator": getattr(model, "md_estimator", None),
+        "labels": getattr(model, "labels", None),
         "alpha": model.alpha, "beta": model.beta, "batch": x.shape[0], "samples": eps.shape[0] // x.shape[0],
         "max_rel_error": errors[worst] if worst else None, "worst": worst,
         "losses": losses, "grads": grads, "mi_share": mi_share,

@@ -183,6 +183,10 @@ class VAEAS(nn.Module):
         if self.objective == "vaeas":
             self.labels = int(meta["labels"])
             self.estimator = meta["mi_estimator"]
+            # Checkpoints from before objective.md_estimator (issue #20) were trained with KL − Î.
+            self.md_estimator = meta.get("md_estimator", "kl_minus_mi")
+            if self.md_estimator not in ("eq14", "kl_minus_mi"):
+                raise ValueError(f"unknown md_estimator {self.md_estimator!r}")
             self.alpha, self.beta = float(meta["alpha"]), float(meta["beta"])
             self.classifier = Classifier(d, h, int(meta["cls_layers"]), self.labels, meta.get("softmax", "full"), act)
             if self.classifier.softmax == "tree" and self.estimator == "entropy":
@@ -223,6 +227,7 @@ class VAEAS(nn.Module):
             fixed = {k: v.detach() for k, v in self.classifier.named_parameters()}
             ce, entropy = torch.func.functional_call(self.classifier, fixed, (z, targets))
             out["hhat"] = self.h_hat(ce, entropy)
+            out["ce_z"] = ce        # eq. 14's CE term: into z, ω held fixed
         return out
 
     def h_hat(self, ce, entropy):
@@ -240,14 +245,29 @@ class VAEAS(nn.Module):
         the plain ELBO): the term is then absent, not multiplied by zero."""
         return np.float32(-(self.alpha - self.beta)) / np.float32(rows) != 0
 
+    def label_term(self, t):
+        """What the classifier adds to the encoder's objective beyond mean(recon + β·KL), or None:
+        - md_estimator eq14 (the paper's eq. 14, MD̂ = mean KL − (log V − mean CE)) with Ĥ ≠ CE:
+          α·Î + β·(mean CE − log V), CE through the fixed classifier;
+        - kl_minus_mi (MD̂ = mean KL − Î), or eq14 with the ce estimator (Ĥ = CE, the same objective):
+          (α − β)·Î, absent at α = β (the plain ELBO; see mi_term_active)."""
+        if self.classifier is None:
+            return None
+        if self.md_estimator == "eq14" and self.estimator != "ce":
+            return self.alpha * self.mi(t) + self.beta * (t["ce_z"].mean() - math.log(self.labels))
+        if self.mi_term_active(t["hhat"].shape[0]):
+            return (self.alpha - self.beta) * self.mi(t)
+        return None
+
     def objectives(self, t):
-        """(L_φθ, L_ω): mean_i(recon_i + β·KL_i) + (α − β)·Î with Î = log V − mean Ĥ, and
-        the classifier's mean CE (None for a plain VAE)."""
+        """(L_φθ, L_ω): L_φθ = mean recon + α·Î + β·MD̂ = mean_i(recon_i + β·KL_i) + label_term, with
+        Î = log V − mean Ĥ; L_ω the classifier's mean CE (None for a plain VAE)."""
         objective = (t["recon"] + self.beta * t["kl"]).mean()
         if self.classifier is None:
             return objective, None
-        if self.mi_term_active(t["hhat"].shape[0]):
-            objective = objective + (self.alpha - self.beta) * self.mi(t)
+        term = self.label_term(t)
+        if term is not None:
+            objective = objective + term
         return objective, t["ce"].mean()
 
     def mi(self, t):

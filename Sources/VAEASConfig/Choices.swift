@@ -33,6 +33,17 @@ public enum MIEstimator: String, Sendable, CaseIterable, Codable {
     public var needsAllProbabilities: Bool { self == .entropy }
 }
 
+/// Which marginal-KL estimate MD̂ the objective weighs with β (`objective.md_estimator`; design doc,
+/// "Mutual information and marginal KL").
+public enum MDEstimator: String, Sendable, CaseIterable, Codable {
+    /// The paper's eq. 14: q(z) = q(z|x_i) / (V · s_ω(e_i|z)), so MD̂ = mean KL − (log V − mean CE).
+    /// MI + MD − KL = mean CE − mean Ĥ ≥ 0 in general, and the CE term's gradient flows into z.
+    case eq14
+    /// MD̂ = mean KL − Î (appendix 7.1's identity): MI + MD = KL by construction, and at α = β the
+    /// objective is the ELBO (the composition this project used before issue #20).
+    case klMinusMI = "kl_minus_mi"
+}
+
 /// Order of the tree's leaves (`objective.leaf_order`).
 public enum LeafOrder: String, Sendable, CaseIterable, Codable {
     /// Recursive median splits along each block's top principal direction of the labels' mean images.

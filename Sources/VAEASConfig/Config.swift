@@ -74,6 +74,7 @@ public struct ObjectiveConfig: Equatable, Sendable {
     public let labels: Int
     public let labelAssignment: LabelAssignmentKind
     public let miEstimator: MIEstimator
+    public let mdEstimator: MDEstimator
     public let softmax: SoftmaxKind
     /// Tree only.
     public let leafOrder: LeafOrder
@@ -81,9 +82,10 @@ public struct ObjectiveConfig: Equatable, Sendable {
     public let klAnnealSteps: Int
 
     public init(kind: ObjectiveKind, alpha: Double, beta: Double, labels: Int, labelAssignment: LabelAssignmentKind,
-                miEstimator: MIEstimator, softmax: SoftmaxKind, leafOrder: LeafOrder, klAnnealSteps: Int = 0) {
+                miEstimator: MIEstimator, softmax: SoftmaxKind, leafOrder: LeafOrder, klAnnealSteps: Int = 0,
+                mdEstimator: MDEstimator = .eq14) {
         self.kind = kind; self.alpha = alpha; self.beta = beta; self.labels = labels; self.labelAssignment = labelAssignment; self.miEstimator = miEstimator; self.softmax = softmax
-        self.leafOrder = leafOrder; self.klAnnealSteps = klAnnealSteps
+        self.leafOrder = leafOrder; self.klAnnealSteps = klAnnealSteps; self.mdEstimator = mdEstimator
     }
 }
 
@@ -294,7 +296,8 @@ public struct TrainConfig: Equatable, Sendable {
         ObjectiveConfig(kind: choice("objective.kind"), alpha: float("objective.alpha"), beta: float("objective.beta"),
                         labels: int("objective.labels"), labelAssignment: choice("objective.label_assignment"),
                         miEstimator: choice("objective.mi_estimator"), softmax: choice("objective.softmax"),
-                        leafOrder: choice("objective.leaf_order"), klAnnealSteps: int("objective.kl_anneal_steps"))
+                        leafOrder: choice("objective.leaf_order"), klAnnealSteps: int("objective.kl_anneal_steps"),
+                        mdEstimator: choice("objective.md_estimator"))
     }
 
     public var train: TrainingConfig {

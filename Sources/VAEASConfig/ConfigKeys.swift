@@ -32,6 +32,8 @@ enum KeyTable {
                 "How training samples are mapped to labels."),
         .choice("objective.mi_estimator", MIEstimator.entropy,
                 "Estimator of the mutual information between z and the label."),
+        .choice("objective.md_estimator", MDEstimator.eq14,
+                "Estimator of the marginal KL(q(z) ‖ p(z)) that β weighs: eq14 (the paper's eq. 14, MD = mean KL − (log V − mean CE); the CE term's gradient flows into the encoder, so α = β is not the ELBO unless mi_estimator is ce) or kl_minus_mi (MD = mean KL − MI: α = β is exactly the ELBO)."),
         .choice("objective.softmax", SoftmaxKind.full, "Label softmax: dense or hierarchical."),
         .int("objective.kl_anneal_steps", 0, min: 0,
              "KL annealing: the weight β of the marginal KL rises linearly from 0 to objective.beta over this many optimizer steps (α stays); 0 = off."),

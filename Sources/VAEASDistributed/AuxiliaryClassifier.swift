@@ -7,8 +7,8 @@ import VAEASCore
 /// rows across ranks (`PartitionedSoftmax`, or `PartitionedTreeSoftmax`).
 ///
 /// Two gradients leave it each step: the classifier's own CE gradient into ω
-/// (z held fixed), and the gradient of the Î term into z (ω held fixed), which
-/// `dz` hands to `VAE.backward`.
+/// (z held fixed), and the gradient of the Î and MD̂ terms into z (ω held fixed),
+/// which `dz` hands to `VAE.backward`.
 public final class AuxiliaryClassifier {
     public let latent: Int
     public let hidden: MLP?
@@ -54,26 +54,38 @@ public final class AuxiliaryClassifier {
         }
     }
 
-    /// Backward: CE (scaled by `ceScale`) into ω; Ĥ (scaled by `miScale`) into
-    /// `dz` when miScale ≠ 0. Returns whether `dz` was written. `layerDone`:
-    /// called per hidden layer once its gradients are complete.
+    /// Backward: CE (scaled by `ceScale`) into ω; into `dz` (ω held fixed) Ĥ scaled by `miScale` and
+    /// CE scaled by `zCEScale` (eq. 14's β·mean CE term; `Objective`) when either is non-zero.
+    /// Returns whether `dz` was written. `layerDone`: called per hidden layer once its gradients
+    /// are complete.
     @discardableResult
-    public func backward(z: UnsafePointer<Float>, localRows: Int, ceScale: Float, miScale: Float,
+    public func backward(z: UnsafePointer<Float>, localRows: Int, ceScale: Float, miScale: Float, zCEScale: Float = 0,
                          estimator: MIEstimator, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
                          layerDone: ((Linear) -> Void)? = nil) -> Bool {
         Trace.span("classifier output layer backward", "classifier") {
             output.backward(ceScale: ceScale, miScale: miScale, estimator: estimator)
         }
         let dH = output.rowGather
+        let intoZ = miScale != 0 || zCEScale != 0
+        if zCEScale != 0 {
+            // The output layer's input gradient of zCEScale·Σ CE is (zCEScale/ceScale)·dH_CE: the CE rows it
+            // already computed for ω, reused. Before the hidden layers' backward, which overwrites dH_CE.
+            let f = zCEScale / ceScale, n = localRows * output.width
+            if miScale != 0 {
+                for i in 0..<n { dH.dHiddenMI[i] += f * dH.dHiddenCE[i] }
+            } else {
+                for i in 0..<n { dH.dHiddenMI[i] = f * dH.dHiddenCE[i] }
+            }
+        }
         guard let hidden else {
-            if miScale != 0 { dz.update(from: dH.dHiddenMI, count: localRows * latent) }
-            return miScale != 0
+            if intoZ { dz.update(from: dH.dHiddenMI, count: localRows * latent) }
+            return intoZ
         }
         hidden.backward(dout: dH.dHiddenCE, input: z, rows: localRows, params: params, grads: grads, dinput: nil,
                         layerDone: layerDone)
-        if miScale != 0 {
+        if intoZ {
             hidden.backward(dout: dH.dHiddenMI, input: z, rows: localRows, params: params, grads: nil, dinput: dz)
         }
-        return miScale != 0
+        return intoZ
     }
 }

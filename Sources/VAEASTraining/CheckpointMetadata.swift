@@ -66,6 +66,7 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
             m["labels"] = "\(c.labels)"
             m["label_assignment"] = c.labelAssignment.rawValue
             m["mi_estimator"] = c.estimator.rawValue
+            m["md_estimator"] = c.mdEstimator.rawValue
             m["softmax"] = c.softmax.rawValue
             m["leaf_order"] = c.leafOrder.rawValue
             if c.softmax == .tree {
@@ -121,6 +122,8 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
             classifier = ClassifierSpec(layers: layers, labels: try int("labels"),
                                         labelAssignment: try choice("label_assignment", default: d.objective.labelAssignment),
                                         estimator: try choice("mi_estimator", default: d.objective.miEstimator),
+                                        // Checkpoints written before eq. 14 (issue #20) were trained with KL − Î.
+                                        mdEstimator: try choice("md_estimator", default: MDEstimator.klMinusMI),
                                         softmax: try choice("softmax", default: d.objective.softmax),
                                         leafOrder: try choice("leaf_order", default: d.objective.leafOrder))
         }

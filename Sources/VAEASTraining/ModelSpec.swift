@@ -12,6 +12,8 @@ public struct ClassifierSpec: Sendable, Equatable, Codable {
     public var labels: Int
     public var labelAssignment: LabelAssignmentKind
     public var estimator: MIEstimator
+    /// Which MD̂ β weighs (eq. 14 or KL − Î).
+    public var mdEstimator: MDEstimator
     public var softmax: SoftmaxKind
     public var leafOrder: LeafOrder
 }
@@ -61,13 +63,15 @@ public struct ModelSpec: Sendable, Equatable, Codable {
                                       + "have no sample; expected at most N = \(trainSamples) (0 means one label per sample)")
             }
             classifier = ClassifierSpec(layers: m.clsLayers, labels: labels, labelAssignment: o.labelAssignment,
-                                        estimator: o.miEstimator, softmax: o.softmax, leafOrder: o.leafOrder)
+                                        estimator: o.miEstimator, mdEstimator: o.mdEstimator, softmax: o.softmax,
+                                        leafOrder: o.leafOrder)
         }
     }
 
     /// The objective's weights: the plain ELBO for `vae`.
     public var objectiveWeights: Objective {
         guard let classifier else { return .elbo }
-        return Objective(alpha: alpha, beta: beta, labels: classifier.labels)
+        return Objective(alpha: alpha, beta: beta, labels: classifier.labels, miEstimator: classifier.estimator,
+                         mdEstimator: classifier.mdEstimator)
     }
 }

@@ -160,7 +160,8 @@ public final class VAEASModel {
             let c0 = commSeconds
             let rows = lastBatch * L
             if labeledCollectives("classifier", { classifier.backward(z: vae.z, localRows: n * L, ceScale: objective.ceGradientScale(rows: rows),
-                                   miScale: objective.miGradientScale(rows: rows), estimator: spec.classifier!.estimator,
+                                   miScale: objective.miGradientScale(rows: rows),
+                                   zCEScale: objective.zCrossEntropyGradientScale(rows: rows), estimator: spec.classifier!.estimator,
                                    params: parameters.values, grads: parameters.grads, layerDone: layerDone) }) {
                 dz = UnsafePointer(classifier.dz)
             }

@@ -79,7 +79,7 @@ struct CheckpointData: ParsableArguments {
         // The training set as trained on (its labels are per sample of it).
         let train = try trainedOn(full, file: file).dataset
         let step = try Checkpoint.step(for: file, train: train, comm: comm, batch: batch)
-        return step.trainingSetSummary().filter { ["kl", "mi", "md", "sc"].contains($0.0) }
+        return step.trainingSetSummary().filter { ["kl", "mi", "md", "sc", "mi_md_minus_kl", "ce_minus_h"].contains($0.0) }
     }
 
     func validate() throws {
@@ -207,13 +207,15 @@ struct Evaluate: ParsableCommand {
             j.set("active_units", r.activeUnits); j.set("au_threshold", r.auThreshold)
             for (k, v) in classifier ?? [] where k != "kl" { j.set(k, v) }
             if let kl = classifier?.first(where: { $0.0 == "kl" })?.1 { j.set("kl_train", kl) }
+            if classifier != nil, let md = try? CheckpointMetadata(file).model.classifier?.mdEstimator { j.set("md_estimator", md.rawValue) }
             j.set("seconds", Date().timeIntervalSince(t0))
             if !json {
                 print(data.line)
                 if let c = classifier {
                     let d = Dictionary(uniqueKeysWithValues: c)
-                    print(String(format: "train set, classifier: MI %.3f  MD %.3f  SC %.3f  (KL_train %.3f)",
-                                 d["mi"] ?? .nan, d["md"] ?? .nan, d["sc"] ?? .nan, d["kl"] ?? .nan))
+                    print(String(format: "train set, classifier: MI %.3f  MD %.3f  SC %.3f  (KL_train %.3f; MI + MD − KL %.3f, CE − Ĥ %.3f; MD by %@)",
+                                 d["mi"] ?? .nan, d["md"] ?? .nan, d["sc"] ?? .nan, d["kl"] ?? .nan, d["mi_md_minus_kl"] ?? .nan,
+                                 d["ce_minus_h"] ?? .nan, (try? CheckpointMetadata(file).model.classifier?.mdEstimator.rawValue) ?? "?"))
                 }
                 print(String(format: """
                     split %@ (%d examples, %d rank(s)), K = %d

@@ -116,6 +116,14 @@ struct Train: ParsableCommand {
         let (manifest, config, data) = try comm.agree { () throws -> (StateManifest, TrainConfig, (train: Dataset, test: Dataset?)) in
             let manifest = try TrainingCheckpoint.verify(path)
             var config = try TrainConfig.parse(yaml: manifest.config, source: path + "/manifest.json")
+            // A run begun before objective.md_estimator existed (issue #20) trained MD̂ = KL − Î: it goes on so,
+            // not with today's default.
+            if !manifest.config.contains("md_estimator:") {
+                try config.set("objective.md_estimator", choice: MDEstimator.klMinusMI)
+                if comm.isRoot && config.objective.kind == .vaeas {
+                    print("resume: the run's config predates objective.md_estimator; continuing with kl_minus_mi, the objective it was trained with")
+                }
+            }
             for o in options.overrides {
                 let key = String(o[..<(o.firstIndex(of: "=") ?? o.endIndex)]).trimmingCharacters(in: .whitespaces)
                 guard Train.resumableKeys.contains(key) else {

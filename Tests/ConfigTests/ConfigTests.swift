@@ -26,7 +26,7 @@ final class ConfigTests: ConfigTestCase {
             "model.latent", "model.hidden", "model.enc_layers", "model.dec_layers", "model.cls_layers",
             "model.activation", "model.init",
             "objective.kind", "objective.alpha", "objective.beta", "objective.labels",
-            "objective.label_assignment", "objective.mi_estimator", "objective.softmax", "objective.kl_anneal_steps",
+            "objective.label_assignment", "objective.mi_estimator", "objective.md_estimator", "objective.softmax", "objective.kl_anneal_steps",
             "objective.leaf_order",
             "train.epochs", "train.batch", "train.lr", "train.cls_lr", "train.cls_steps", "train.warmup_steps",
             "train.lr_schedule", "train.clip_grad_norm", "train.beta1", "train.beta2", "train.eps", "train.seed",

@@ -47,6 +47,28 @@ final class ResumeTests: XCTestCase {
         }
     }
 
+    /// A checkpoint written before `objective.md_estimator` existed (issue #20; its manifest's config has no such
+    /// key) resumes with `kl_minus_mi`, the objective it was trained with, not today's default eq. 14, says so,
+    /// and ends bit-identical to an uninterrupted kl_minus_mi run.
+    func testACheckpointFromBeforeEq14KeepsItsObjective() throws {
+        let extra = Self.tree + ["--set", "objective.md_estimator=kl_minus_mi"]
+        let full = CLI.temporaryDirectory("resume-md-full"), part = CLI.temporaryDirectory("resume-md-part")
+        XCTAssertEqual(try CLI.run(arguments(out: full, extra), ranks: 2).status, 0)
+        XCTAssertEqual(try CLI.run(arguments(out: part, extra + ["--set", "train.max_steps=17"]), ranks: 2).status, 0)
+        let manifest = part + "/checkpoints/step-000000017/manifest.json"
+        var m = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: manifest))) as? [String: Any])
+        let config = try XCTUnwrap(m["config"] as? String)
+        XCTAssertTrue(config.contains("md_estimator: \"kl_minus_mi\""), config)
+        m["config"] = config.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.contains("md_estimator:") }
+            .joined(separator: "\n")
+        try JSONSerialization.data(withJSONObject: m).write(to: URL(fileURLWithPath: manifest))
+        let r = try CLI.run(["train", "--resume", part, "--set", "train.max_steps=0"], ranks: 2)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.stdout.contains("predates objective.md_estimator; continuing with kl_minus_mi"), r.stdout)
+        XCTAssertEqual(bytes(part + "/model.safetensors"), bytes(full + "/model.safetensors"), "model bytes")
+        XCTAssertTrue(try String(contentsOfFile: part + "/config.yaml", encoding: .utf8).contains("md_estimator: \"kl_minus_mi\""))
+    }
+
     /// Stopped at 2 ranks and resumed at 3, and at 3 resumed at 1: the output
     /// layer is re-sliced and the run continues within float rounding.
     func testResumeAtAnotherRankCountReshardsTheOutputLayer() throws {

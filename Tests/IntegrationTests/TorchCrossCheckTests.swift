@@ -134,11 +134,28 @@ final class TorchCrossCheckTests: XCTestCase {
                   output: "classifier.tree", miGradient: true)
     }
 
-    /// α = β: the plain ELBO for the encoder and decoder; the classifier still learns its CE.
+    /// α = β with MD̂ = KL − Î: the plain ELBO for the encoder and decoder; the classifier still learns its CE.
     func testAlphaEqualsBeta() throws {
         try check("alpha-eq-beta", steps: 10, vaeas + ["objective.labels=64", "objective.alpha=1", "objective.beta=1",
-                                                       "objective.mi_estimator=entropy", "train.lr=0.01"],
+                                                       "objective.mi_estimator=entropy", "objective.md_estimator=kl_minus_mi",
+                                                       "train.lr=0.01"],
                   output: "classifier.out", miGradient: false)
+    }
+
+    /// α = β = 1 with eq. 14 (the default): not the ELBO; β·(mean CE − mean H) reaches the encoder.
+    func testEq14AtAlphaEqualsBeta() throws {
+        try check("eq14-alpha-eq-beta", steps: 10, vaeas + ["objective.labels=64", "objective.alpha=1", "objective.beta=1",
+                                                            "objective.mi_estimator=entropy", "objective.md_estimator=eq14",
+                                                            "train.lr=0.01"],
+                  output: "classifier.out", miGradient: true)
+    }
+
+    /// The composition MD̂ = KL − Î at α ≠ β: (α − β)·Î into the encoder.
+    func testKLMinusMIFano() throws {
+        try check("kl-minus-mi-fano", steps: 30, vaeas + ["objective.labels=200", "objective.alpha=0.5", "objective.beta=1.5",
+                                                          "objective.mi_estimator=fano", "objective.md_estimator=kl_minus_mi",
+                                                          "data.binarize=static", "train.lr=0.01"],
+                  output: "classifier.out", miGradient: true)
     }
 
     /// The comparison can fail: one element of one dumped gradient moved by 1e-2·max|g|.

@@ -59,6 +59,12 @@ final class VAEASDistributedTests: XCTestCase {
         try agreement(softmax: "tree", estimator: "fano", tensor: "classifier.tree.weight", shape: [999, 64])
     }
 
+    /// The default MD̂ is eq. 14 (the runs above); the composition KL − Î at 1, 2 and 3 ranks too.
+    func testKLMinusMIOneTwoThreeRanksAgree() throws {
+        try agreement(softmax: "tree", estimator: "fano", tensor: "classifier.tree.weight", shape: [999, 64],
+                      extra: ["--set", "objective.md_estimator=kl_minus_mi"])
+    }
+
     /// The #12 levers together (classifier rate and extra classifier steps,
     /// warm-up + cosine schedule, gradient clipping that binds, KL annealing)
     /// at 1, 2 and 3 ranks: the same run.
@@ -106,6 +112,8 @@ final class VAEASDistributedTests: XCTestCase {
             XCTAssertEqual(run.checkpoint.metadata["softmax"], softmax)
             XCTAssertEqual(run.checkpoint.metadata["labels"], "1000")
             XCTAssertEqual(run.checkpoint.metadata["objective"], "vaeas")
+            XCTAssertEqual(run.checkpoint.metadata["md_estimator"],
+                           extra.contains("objective.md_estimator=kl_minus_mi") ? "kl_minus_mi" : "eq14")
         }
     }
 

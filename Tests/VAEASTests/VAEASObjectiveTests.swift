@@ -30,20 +30,57 @@ final class VAEASObjectiveTests: XCTestCase {
     /// Every parameter's gradient against finite differences of the objective
     /// it belongs to: encoder/decoder → L_φθ (with Î, classifier fixed),
     /// classifier → mean CE (z fixed). For each estimator and classifier depth.
+    /// For both MD̂ estimators: eq. 14's CE term into z (ω fixed) and KL − Î.
     func testGradientsMatchFiniteDifferencesForEveryEstimator() throws {
-        for (estimator, clsLayers) in [("entropy", 1), ("ce", 1), ("fano", 1), ("entropy", 0), ("fano", 0)] {
-            let t = try trainer(["objective.mi_estimator=\(estimator)", "objective.alpha=0.3", "objective.beta=1.7",
-                                 "model.cls_layers=\(clsLayers)"])
-            try checkGradients(t, label: "\(estimator) cls_layers=\(clsLayers)")
+        for md in ["eq14", "kl_minus_mi"] {
+            for (estimator, clsLayers) in [("entropy", 1), ("ce", 1), ("fano", 1), ("entropy", 0), ("fano", 0)] {
+                let t = try trainer(["objective.mi_estimator=\(estimator)", "objective.md_estimator=\(md)", "objective.alpha=0.3",
+                                     "objective.beta=1.7", "model.cls_layers=\(clsLayers)"])
+                try checkGradients(t, label: "\(md) \(estimator) cls_layers=\(clsLayers)")
+            }
         }
+        // α = 0 with eq. 14: no Î term, only β·mean CE reaches z.
+        try checkGradients(try trainer(["objective.mi_estimator=entropy", "objective.alpha=0", "objective.beta=1.7"]),
+                           label: "eq14 α = 0")
     }
 
     func testTreeGradientsMatchFiniteDifferences() throws {
-        for (estimator, clsLayers) in [("ce", 1), ("fano", 1), ("fano", 0)] {
-            let t = try trainer(["objective.softmax=tree", "objective.mi_estimator=\(estimator)", "objective.alpha=0.3",
-                                 "objective.beta=1.7", "model.cls_layers=\(clsLayers)"])
-            try checkGradients(t, label: "tree \(estimator) cls_layers=\(clsLayers)")
+        for md in ["eq14", "kl_minus_mi"] {
+            for (estimator, clsLayers) in [("ce", 1), ("fano", 1), ("fano", 0)] {
+                let t = try trainer(["objective.softmax=tree", "objective.mi_estimator=\(estimator)", "objective.md_estimator=\(md)",
+                                     "objective.alpha=0.3", "objective.beta=1.7", "model.cls_layers=\(clsLayers)"])
+                try checkGradients(t, label: "tree \(md) \(estimator) cls_layers=\(clsLayers)")
+            }
         }
+    }
+
+    /// The reported terms: eq. 14's MD̂ = KL − (log V − CE), so MI + MD − KL = CE − Ĥ; with KL − Î it is 0.
+    func testMarginalKLEstimatesAndTheirGap() throws {
+        var s = StepStats()
+        s.recon = 2 * 90; s.kl = 2 * 12; s.count = 2
+        s.crossEntropy = 4 * 1.25; s.hHat = 4 * 0.75; s.rows = 4
+        func terms(_ md: MDEstimator, _ mi: MIEstimator = .entropy) -> [String: Double] {
+            Dictionary(uniqueKeysWithValues: Objective(alpha: 0.5, beta: 2, labels: 8, miEstimator: mi, mdEstimator: md).summary(s))
+        }
+        let e = terms(.eq14), k = terms(.klMinusMI)
+        let logV = log(8.0)
+        XCTAssertEqual(e["mi"]!, logV - 0.75, accuracy: 1e-12)
+        XCTAssertEqual(e["md"]!, 12 - (logV - 1.25), accuracy: 1e-12)
+        XCTAssertEqual(e["mi_md_minus_kl"]!, 1.25 - 0.75, accuracy: 1e-12)
+        XCTAssertEqual(e["ce_minus_h"]!, 0.5, accuracy: 1e-12)
+        XCTAssertEqual(e["loss"]!, 90 + 0.5 * (logV - 0.75) + 2 * (12 - logV + 1.25), accuracy: 1e-12)
+        XCTAssertEqual(k["md"]!, 12 - (logV - 0.75), accuracy: 1e-12)
+        XCTAssertEqual(k["mi_md_minus_kl"]!, 0, accuracy: 1e-12)
+        XCTAssertEqual(k["loss"]!, 90 + 2 * 12 + (0.5 - 2) * (logV - 0.75), accuracy: 1e-12)
+        // The gradient weights (R = 4 rows): eq. 14 sends −α/R·∂ΣĤ and β/R·∂ΣCE into z; with ce they are one term.
+        let o = Objective(alpha: 0.5, beta: 2, labels: 8, miEstimator: .entropy, mdEstimator: .eq14)
+        XCTAssertEqual(o.miGradientScale(rows: 4), -0.125); XCTAssertEqual(o.zCrossEntropyGradientScale(rows: 4), 0.5)
+        let c = Objective(alpha: 0.5, beta: 2, labels: 8, miEstimator: .ce, mdEstimator: .eq14)
+        XCTAssertEqual(c.miGradientScale(rows: 4), 0.375); XCTAssertEqual(c.zCrossEntropyGradientScale(rows: 4), 0)
+        // With ce, Ĥ = CE: the two MD̂ give one objective (and MI + MD − KL = 0 under eq. 14 too).
+        s.hHat = s.crossEntropy
+        XCTAssertEqual(terms(.eq14, .ce)["loss"]!, terms(.klMinusMI, .ce)["loss"]!, accuracy: 1e-12)
+        XCTAssertEqual(terms(.eq14, .ce)["mi_md_minus_kl"]!, 0, accuracy: 1e-12)
     }
 
     func testGradientsWithOneLabelPerSample() throws {
@@ -191,11 +228,22 @@ final class VAEASObjectiveTests: XCTestCase {
         return (t.model.parameters.slots, Array(t.model.parameters.gradBuffer))
     }
 
-    /// α = β = 1 is the plain ELBO: encoder and decoder gradients equal `vae`'s,
-    /// bit for bit (at α = β the Î weight is 0 and the classifier only measures).
+    /// α = β = 1 is the plain ELBO with MD̂ = KL − Î, and with eq. 14 and the ce estimator:
+    /// encoder and decoder gradients equal `vae`'s, bit for bit (the label term's weight is 0
+    /// and the classifier only measures). With eq. 14 and the entropy estimator it is not.
     func testAlphaEqualsBetaEqualsOneIsTheELBO() throws {
-        let a = try gradients(["objective.alpha=1", "objective.beta=1"])
         let v = try gradients(["objective.kind=vae"])
+        for sets in [["objective.md_estimator=kl_minus_mi"], ["objective.md_estimator=eq14", "objective.mi_estimator=ce"]] {
+            try assertSameEncoderDecoderGradients(try gradients(["objective.alpha=1", "objective.beta=1"] + sets), v)
+        }
+        let eq14 = try gradients(["objective.alpha=1", "objective.beta=1", "objective.md_estimator=eq14", "objective.mi_estimator=entropy"])
+        let s = v.names.first { $0.name == "encoder.layers.0.weight" }!, o = eq14.names.first { $0.name == s.name }!
+        let moved = (0..<s.count).map { abs(eq14.grads[o.offset + $0] - v.grads[s.offset + $0]) }.max()!
+        XCTAssertGreaterThan(moved, 1e-5, "eq. 14's β·(CE − H) must reach the encoder at α = β")
+    }
+
+    func assertSameEncoderDecoderGradients(_ a: (names: [ParameterSlot], grads: [Float]),
+                                           _ v: (names: [ParameterSlot], grads: [Float])) throws {
         var compared = 0
         for slot in v.names {
             let other = a.names.first { $0.name == slot.name }!
@@ -215,8 +263,9 @@ final class VAEASObjectiveTests: XCTestCase {
     func testMIGradientScalesWithAlphaMinusBeta() throws {
         for estimator in ["entropy", "ce", "fano"] {
             let base = try gradients(["objective.kind=vae"])
-            let small = try gradients(["objective.alpha=1.01", "objective.beta=1", "objective.mi_estimator=\(estimator)"])
-            let unit = try gradients(["objective.alpha=2", "objective.beta=1", "objective.mi_estimator=\(estimator)"])
+            let kl = "objective.md_estimator=kl_minus_mi"
+            let small = try gradients(["objective.alpha=1.01", "objective.beta=1", "objective.mi_estimator=\(estimator)", kl])
+            let unit = try gradients(["objective.alpha=2", "objective.beta=1", "objective.mi_estimator=\(estimator)", kl])
             var num = 0.0, den = 0.0, largest = 0.0
             for slot in base.names {
                 for j in 0..<slot.count {

@@ -68,9 +68,16 @@ public enum Estimators {
     public static func mutualInformation(meanHHat: Double, labels: Int) -> Double { log(Double(labels)) - meanHHat }
 
     /// MD̂ = mean KL − Î: the marginal KL(q(z) ‖ p(z)) by the identity
-    /// mean_i KL(q(z|x_i) ‖ p(z)) = I(z, x) + KL(q(z) ‖ p(z)) (appendix 7.1).
-    /// Eq. 14, q(z) = q(z|x_i) / (N q(x_i | z)), gives the same estimate in
-    /// expectation; this form needs no second pass.
+    /// mean_i KL(q(z|x_i) ‖ p(z)) = I(z, x) + KL(q(z) ‖ p(z)) (appendix 7.1),
+    /// with the classifier's Î in place of I (`objective.md_estimator: kl_minus_mi`).
     @inline(__always)
     public static func marginalKL(meanKL: Double, mutualInformation mi: Double) -> Double { meanKL - mi }
+
+    /// MD̂ by the paper's eq. 14: q(z) = q(z|x_i) / (V · q(x = x_i | z)) with q(x_i|z) ≈ s_ω(e_i|z), so
+    /// E[log q(z) − log p(z)] = mean KL − log V + mean CE (`objective.md_estimator: eq14`). Against
+    /// `marginalKL`, MI + MD − KL = mean CE − mean Ĥ, ≥ 0 for the entropy estimator in expectation.
+    @inline(__always)
+    public static func marginalKLEq14(meanKL: Double, meanCrossEntropy ce: Double, labels: Int) -> Double {
+        meanKL - (log(Double(labels)) - ce)
+    }
 }
