@@ -68,10 +68,10 @@ if [ "$(id -u)" -eq 0 ]; then
         say "registered $blas_dir with the dynamic loader ($conf)"
     fi
     ldconfig
-    ldconfig -p | grep -q "libscipy_openblas.so " \
+    ldconfig -p | grep "libscipy_openblas.so " >/dev/null \
         || die "ldconfig does not list libscipy_openblas.so after adding $conf"
     say "BLAS: libscipy_openblas.so from $blas_dir"
-elif ! ldconfig -p 2>/dev/null | grep -q "libscipy_openblas.so " && [[ ":${LD_LIBRARY_PATH:-}:" != *":$blas_dir:"* ]]; then
+elif ! ldconfig -p 2>/dev/null | grep "libscipy_openblas.so " >/dev/null && [[ ":${LD_LIBRARY_PATH:-}:" != *":$blas_dir:"* ]]; then
     say "NOTE: not root, so the loader is not told where the BLAS is. Add this to your shell's start-up file (or your module file):"
     say "  export LD_LIBRARY_PATH=$blas_dir\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
     say "  (or VAEAS_BLAS=$blas_dir/libscipy_openblas.so). Until then vaeas-dist uses Debian's OpenBLAS and says so."
