@@ -14,7 +14,8 @@ rotating which goes first, so that drift of a shared machine falls on all; the t
 medians over rounds. The shapes are the paper's (encoder 2 × 500, decoder 5 × 500, latent 40,
 tanh, batch 128, L = 1); the PyTorch model is scripts/torch_model.py's modules with the step
 written the efficient way (one classifier forward; ∂CE only into ω and ∂Î only into z via
-torch.autograd.grad, as vaeas-dist computes them) and, with --check (default in --quick), its
+torch.autograd.grad, as vaeas-dist computes them; MD̂ = KL − Î, which binaries that know
+objective.md_estimator are told with --set objective.md_estimator=kl_minus_mi) and, with --check (default in --quick), its
 gradients are first checked against torch_model.VAEAS.objectives on a small float64 model.
 
 Every vaeas-dist run (this build's and --before-bin's) reads one config per row that this script
@@ -183,11 +184,26 @@ def check_configs(binaries, files, data_dir):
                                  f"{values.get(key, 'nothing')!r}, not {v!r}")
 
 
+_KNOWS_MD = {}
+
+
+def knows_md_estimator(bin_path):
+    """Whether this vaeas-dist has objective.md_estimator (its show-config lists it)."""
+    if bin_path not in _KNOWS_MD:
+        r = subprocess.run([bin_path, "show-config"], capture_output=True, text=True)
+        _KNOWS_MD[bin_path] = "md_estimator:" in r.stdout
+    return _KNOWS_MD[bin_path]
+
+
 def ours(bin_path, blas, config_path, ranks, threads, steps, warmup, data_dir):
     """One `vaeas-dist bench --json` run on the row's config (write_configs), under VAEAS_BLAS and
     environment blas = (value, {NAME: VALUE}) if given; its JSON record."""
     args = [os.path.join(SCRIPTS, "mpirun.sh"), "-n", str(ranks), "bench", "--config", config_path,
             "--data-dir", data_dir, "--steps", str(steps), "--warmup", str(warmup), "--json"]
+    # The PyTorch step computes MD̂ = KL − Î (at α = β no Î backward); a binary that knows
+    # objective.md_estimator (issue #20, default eq14) is told the same, older ones compute it anyway.
+    if knows_md_estimator(bin_path):
+        args += ["--set", "objective.md_estimator=kl_minus_mi"]
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), VAEAS_BIN=bin_path)
     if blas:
         env.update(blas[1], VAEAS_BLAS=blas[0])
