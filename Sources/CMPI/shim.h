@@ -11,7 +11,6 @@ static inline MPI_Datatype vaeas_mpi_double(void) { return MPI_DOUBLE; }
 static inline MPI_Datatype vaeas_mpi_byte(void) { return MPI_BYTE; }
 static inline MPI_Op vaeas_mpi_sum(void) { return MPI_SUM; }
 static inline MPI_Op vaeas_mpi_max(void) { return MPI_MAX; }
-static inline MPI_Op vaeas_mpi_min(void) { return MPI_MIN; }
 static inline void *vaeas_mpi_in_place(void) { return MPI_IN_PLACE; }
 static inline int vaeas_mpi_success(void) { return MPI_SUCCESS; }
 static inline MPI_Status *vaeas_mpi_status_ignore(void) { return MPI_STATUS_IGNORE; }

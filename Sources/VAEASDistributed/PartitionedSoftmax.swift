@@ -318,9 +318,6 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
         }
     }
 
-    /// Floats a replicated V × h layer (plus bias) would allreduce per step instead.
-    public var replicatedAllreduceBytes: Int { 4 * labels * (width + 1) }
-
     public func restoreOptimizer(step: Int, m: UnsafePointer<Float>, v: UnsafePointer<Float>, lr: Float, beta1: Float,
                                  beta2: Float, eps: Float) {
         let a = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps)

@@ -7,21 +7,19 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time training steps and compare with the BLAS's sgemm on the same shapes, in one run.",
         discussion: """
-        Prints samples/s, the model's matmul FLOPs per sample, the achieved GFLOP/s per rank, and sgemm's
-        GFLOP/s on exactly the products of one step (same shapes, same threads, same process), and each
-        rank's peak memory (peak resident set, VmHWM: JSON peak_rss_bytes_*).
-        ratio = achieved / sgemm: the share of sgemm speed the whole step keeps.
-        With --labels, times the classifier's output layer instead, full against tree, over label counts;
-        tree rows whose config asks for the entropy estimator (which needs all V probabilities) are timed
-        with `ce`, and the table says so.
-        With --collectives, times the collectives the trainer issues (allreduce, allgather, reduce-scatter)
-        over message sizes instead, as nccl-tests and the OSU benchmarks do: the input of the α–β model in
-        `scripts/scaling.py project`.
+        Prints samples/s, the model's matmul FLOPs per sample, the achieved GFLOP/s per rank, and sgemm's GFLOP/s on exactly the products of one step (same shapes, same threads, same process), with ratio = achieved / sgemm, the share of sgemm's speed the whole step keeps. Because that ratio hides a slow BLAS, sgemm is also given as a fraction of the cores' nominal peak (vector width × FMA units × clock, from /proc/cpuinfo), with the BLAS library, its version and kernel, and the CPU. Also each rank's peak memory (peak resident set, VmHWM: JSON peak_rss_bytes_*).
+
+        With --gemm, times the BLAS alone on the step's products (the VAE's at batch 128 and 64, the classifier's output layer at V = 1000 and 50000) at each --threads count: how scripts/blas_table.py compares libraries (VAEAS_BLAS).
+
+        With --labels, times the classifier's output layer instead, full against tree, over label counts; tree rows whose config asks for the entropy estimator (which needs all V probabilities) are timed with `ce`, and the table says so.
+
+        With --collectives, times the collectives the trainer issues (allreduce, allgather, reduce-scatter) over message sizes instead, as nccl-tests and the OSU benchmarks do: the input of the α–β model in `scripts/scaling.py project`.
 
         Examples:
           mpirun -n 2 vaeas-dist bench --config configs/mnist-vae.yaml --data-dir ../shared/data
           vaeas-dist bench --config configs/mnist-vaeas.yaml --data-dir ../shared/data --labels 1000,50000 --softmax full,tree
           mpirun -n 2 vaeas-dist bench --collectives --bytes 4,1K,64K,4M,64M
+          VAEAS_BLAS=openblas vaeas-dist bench --gemm --config configs/mnist-vaeas.yaml --threads 1,2
         """)
 
     @OptionGroup var options: ConfigOptions

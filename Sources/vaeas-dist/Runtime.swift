@@ -138,11 +138,6 @@ enum Runtime {
         return locations
     }
 
-    /// The first of `dataLocations` (kept for callers that want one directory).
-    static func dataDirectory(_ config: TrainConfig) throws -> String {
-        try dataLocations(config)[0].directory
-    }
-
     /// Where the last `loadData` found the data, for a header to print.
     nonisolated(unsafe) static var dataLocation: DataLocation?
 
