@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import VAEAS
 
@@ -111,6 +112,27 @@ final class BLASLibraryTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("no cblas_sgemm"), "\(e)")
         }
         XCTAssertThrowsError(try BLASLibrary.load(environment: ["VAEAS_BLAS": "nonsense"]))
+        // numpy's wheel bundles a 64-bit-integer OpenBLAS (libscipy_openblas64_-*.so): refused by name.
+        if let dir = Self.numpyLibs(),
+           let lib = (try? FileManager.default.contentsOfDirectory(atPath: dir))?.first(where: { $0.hasPrefix("libscipy_openblas64_") }) {
+            XCTAssertThrowsError(try BLASLibrary.open(dir + "/" + lib)) { e in
+                XCTAssertTrue("\(e)".contains("ILP64"), "\(e)")
+            }
+        }
+    }
+
+    /// numpy.libs/ of the python3 on PATH (where numpy's wheel keeps its OpenBLAS), if there is one.
+    static func numpyLibs() -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import numpy, os; print(os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), 'numpy.libs'))"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        p.waitUntilExit()
+        let path = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return p.terminationStatus == 0 && !path.isEmpty ? path : nil
     }
 
     /// Both libraries scripts/setup.sh installs: found by name, versions and kernels read, threads

@@ -135,11 +135,11 @@ public final class BLASLibrary: @unchecked Sendable {
 
         // OpenBLAS builds that rename their symbols (scipy-openblas: "scipy_cblas_sgemm").
         let prefix = ["", "scipy_"].first { symbol($0 + "cblas_sgemm") != nil }
+        let ilp64 = "\(file) is a 64-bit-integer (ILP64) build; vaeas-dist calls the 32-bit-integer (LP64) CBLAS"
         guard let prefix, let s = symbol(prefix + "cblas_sgemm"), let d = symbol(prefix + "cblas_dgemm") else {
+            // ILP64 OpenBLAS builds suffix their symbols (numpy's scipy_openblas64_: "scipy_cblas_sgemm64_").
+            if ["", "scipy_"].contains(where: { symbol($0 + "cblas_sgemm64_") != nil }) { throw LoadError(description: ilp64) }
             throw LoadError(description: "\(file) exports no cblas_sgemm/cblas_dgemm: not a CBLAS library")
-        }
-        if symbol(prefix + "cblas_sgemm64_") != nil && symbol(prefix + "openblas_get_config") == nil {
-            throw LoadError(description: "\(file) is a 64-bit-integer (ILP64) build; vaeas-dist calls the 32-bit-integer CBLAS")
         }
         sgemm = unsafeBitCast(s, to: SGEMM.self)
         dgemm = unsafeBitCast(d, to: DGEMM.self)
@@ -151,6 +151,8 @@ public final class BLASLibrary: @unchecked Sendable {
            let get = symbol(prefix + "openblas_get_num_threads"), let set = symbol(prefix + "openblas_set_num_threads") {
             vendor = .openblas
             let text = unsafeBitCast(config, to: CString.self)().map { String(cString: $0) } ?? ""
+            // An unsuffixed ILP64 build (INTERFACE64=1) says so in its config string.
+            if text.contains("USE64BITINT") { throw LoadError(description: ilp64) }
             buildConfig = text
             // "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64"
             let words = text.split(separator: " ")
