@@ -23,6 +23,23 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
+# ensure_pip_package LABEL MODULE VERSION_TEST PIP_SPEC [HINT]: unless python3 can import MODULE with a
+# version v = MODULE.__version__ for which the Python expression VERSION_TEST holds, pip-installs
+# PIP_SPEC into it and checks again; HINT is added to the error when pip fails.
+ensure_pip_package() {
+    local label=$1 module=$2 test=$3 spec=$4 hint=${5:-}
+    local check="import sys, $module as m; v = m.__version__; sys.exit(0 if ($test) else 1)"
+    if python3 -c "$check" >/dev/null 2>&1; then
+        say "python3 module present: $label $(python3 -c "import $module as m; print(m.__version__)")"
+        return
+    fi
+    say "installing $label: python3 -m pip install --quiet '$spec'"
+    python3 -m pip install --quiet "$spec" || die "pip could not install '$spec' into $(command -v python3)${hint:+. $hint}"
+    python3 -c "$check" \
+        || die "$label: '$spec' is installed but python3 ($(command -v python3)) does not import it at that version"
+    say "installed $label $(python3 -c "import $module as m; print(m.__version__)")"
+}
+
 # --- 1. system packages -------------------------------------------------------
 apt_packages=(libopenmpi-dev openmpi-bin libopenblas0-pthread zlib1g-dev dataset-fashion-mnist iproute2)  # iproute2: `ip netns` for cluster/netns-test.sh
 # SwiftPM finds the C libraries through pkg-config.
@@ -52,13 +69,7 @@ command -v python3 >/dev/null 2>&1 || die "python3 not found on PATH (the tests 
 # vaeas-dist does not link a BLAS: it dlopens libscipy_openblas.so (or what
 # VAEAS_BLAS names) at start-up, so the dynamic loader must find it.
 blas_version=0.3.34.481.3
-if python3 -c "import sys, scipy_openblas32 as s; sys.exit(0 if s.__version__ == '$blas_version' else 1)" >/dev/null 2>&1; then
-    say "python3 module present: scipy-openblas32 $blas_version"
-else
-    say "installing the BLAS: python3 -m pip install --quiet 'scipy-openblas32==$blas_version'"
-    python3 -m pip install --quiet "scipy-openblas32==$blas_version" \
-        || die "pip could not install 'scipy-openblas32==$blas_version' into $(command -v python3)"
-fi
+ensure_pip_package "the BLAS, scipy-openblas32" scipy_openblas32 "v == '$blas_version'" "scipy-openblas32==$blas_version"
 blas_dir="$(python3 -c 'import scipy_openblas32 as s; print(s.get_lib_dir())')"
 [ -f "$blas_dir/libscipy_openblas.so" ] || die "scipy-openblas32 is installed but $blas_dir/libscipy_openblas.so is missing"
 if [ "$(id -u)" -eq 0 ]; then
@@ -91,18 +102,8 @@ fi
 # plain `torch` wheel pulls in gigabytes of CUDA libraries). pip finds it through
 # the configured find-links (or PyTorch's CPU index, with PIP_EXTRA_INDEX_URL).
 torch_version=2.13.0
-if python3 -c "import sys, torch; sys.exit(0 if torch.__version__.startswith('$torch_version') else 1)" >/dev/null 2>&1; then
-    say "python3 module present: torch $(python3 -c 'import torch; print(torch.__version__)')"
-else
-    say "installing PyTorch (CPU): python3 -m pip install --quiet 'torch==$torch_version+cpu'"
-    python3 -m pip install --quiet "torch==$torch_version+cpu" \
-        || die "pip could not install 'torch==$torch_version+cpu' (the CPU-only wheel) into $(command -v python3). \
-Make the wheel findable (pip's find-links, or PIP_EXTRA_INDEX_URL set to PyTorch's CPU wheel index) and rerun; \
-do not install the plain 'torch' wheel, which brings CUDA"
-    python3 -c "import sys, torch; sys.exit(0 if torch.__version__.startswith('$torch_version') else 1)" \
-        || die "torch $torch_version is still not importable by $(command -v python3) after pip install (found: $(python3 -c 'import torch; print(torch.__version__)' 2>&1 | tail -1))"
-    say "installed torch $(python3 -c 'import torch; print(torch.__version__)')"
-fi
+ensure_pip_package "PyTorch (CPU)" torch "v.startswith('$torch_version')" "torch==$torch_version+cpu" \
+    "Make the wheel findable (pip's find-links, or PIP_EXTRA_INDEX_URL set to PyTorch's CPU wheel index) and rerun; do not install the plain 'torch' wheel, which brings CUDA"
 
 # matplotlib draws the run's pictures; tensorboardX writes TensorBoard event files (scripts/report_run.py).
 if python3 -c 'import matplotlib, tensorboardX' >/dev/null 2>&1; then

@@ -171,7 +171,7 @@ struct Bench: ParsableCommand {
                 var r = JSONRecord()
                 r.set("ranks", comm.size)
                 r.set("blas_threads", BLAS.threads)
-                Bench.setPlatform(&r)
+                r.setPlatform()
                 r.set("batch", b)
                 r.set("samples", config.train.samples)
                 r.set("architecture", "enc \(m.encLayers)x\(m.hidden), dec \(m.decLayers)x\(m.hidden), latent \(m.latent), \(m.activation.rawValue)")
@@ -242,20 +242,6 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// The BLAS library and the CPU, in every JSON record `bench` prints.
-    static func setPlatform(_ r: inout JSONRecord) {
-        let blas = BLAS.library, cpu = CPUInfo.current
-        r.set("blas_library", blas.vendor.rawValue)
-        r.set("blas_version", blas.version)
-        r.set("blas_kernel", blas.kernel)
-        r.set("blas_path", blas.path)
-        r.set("blas_selection", blas.selection)
-        r.set("cpu_model", cpu.modelName)
-        r.set("cpu_family_model", "\(cpu.family)/\(cpu.model)")
-        r.set("cpu_vector_extensions", cpu.vectorExtensions)
-        if let peak = cpu.peakGFLOPSPerCore { r.set("cpu_peak_gflops_per_core", peak) }
-        for (k, v) in BLASLibrary.environmentOverrides() { r.set("env_" + k, v) }
-    }
 
     /// The BLAS alone on the step's products (`Benchmark.blasSuite`): best of `--steps` replays of
     /// each group after `--warmup`, at each thread count. One process per library: scripts/blas_table.py
@@ -287,7 +273,7 @@ struct Bench: ParsableCommand {
                     r.set("products", g.name); r.set("threads", t); r.set("calls", g.shapes.count)
                     r.set("flops", g.flops); r.set("seconds", seconds); r.set("gflops", gflops)
                     if let peak { r.set("fraction_of_peak", gflops / peak) }
-                    Bench.setPlatform(&r)
+                    r.setPlatform()
                     print(r.json)
                 } else {
                     print(String(format: "| %@ | %d | %.1f | %.3f | %.1f | %@ |", g.name, t, g.flops / 1e6, seconds * 1e3, gflops,

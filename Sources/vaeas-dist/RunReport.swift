@@ -25,16 +25,10 @@ enum RunReport {
             r.set("ranks", comm.size)
             r.set("hosts", hosts.joined(separator: ","))
             r.set("blas_threads_per_rank", threads.joined(separator: ","))
-            let blas = BLAS.library, cpu = CPUInfo.current
+            let blas = BLAS.library
             r.set("blas", "\(blas.vendor.rawValue) \(blas.version), kernel \(blas.kernel)")
-            r.set("blas_library", blas.vendor.rawValue)
-            r.set("blas_version", blas.version)
             r.set("blas_kernel_per_rank", kernels.joined(separator: ","))
-            r.set("blas_path", blas.path)
-            r.set("cpu_model", cpu.modelName)
-            r.set("cpu_family_model", "\(cpu.family)/\(cpu.model)")
-            r.set("cpu_vector_extensions", cpu.vectorExtensions)
-            for (k, v) in BLASLibrary.environmentOverrides() { r.set("env_" + k, v) }
+            r.setPlatform()
             if let resumedFrom { r.set("resumed_from", resumedFrom) }
             let path = directory + "/run.jsonl"
             let line = Data((r.json + "\n").utf8)
@@ -152,5 +146,24 @@ enum RunReport {
         }
         lines.append("nothing was written; drop --dry-run to train")
         print(lines.joined(separator: "\n"))
+    }
+}
+
+extension JSONRecord {
+    /// The BLAS library (name, version, kernel, file, how it was chosen), the CPU (model, family/model,
+    /// vector extensions, nominal peak per core) and the BLAS variables the environment sets: in every
+    /// `bench` JSON record and every `run.jsonl` line, so that a number always names where it ran.
+    mutating func setPlatform() {
+        let blas = BLAS.library, cpu = CPUInfo.current
+        set("blas_library", blas.vendor.rawValue)
+        set("blas_version", blas.version)
+        set("blas_kernel", blas.kernel)
+        set("blas_path", blas.path)
+        set("blas_selection", blas.selection)
+        set("cpu_model", cpu.modelName)
+        set("cpu_family_model", "\(cpu.family)/\(cpu.model)")
+        set("cpu_vector_extensions", cpu.vectorExtensions)
+        if let peak = cpu.peakGFLOPSPerCore { set("cpu_peak_gflops_per_core", peak) }
+        for (k, v) in BLASLibrary.environmentOverrides() { set("env_" + k, v) }
     }
 }
