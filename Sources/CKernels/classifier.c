@@ -242,27 +242,3 @@ double ckc_abs_sum(const float *x, long n) {
     return s;
 }
 
-CK_CLONES
-void ckc_adam_dense(float *p, const float *g, float *m, float *v, long n,
-                    float beta1, float beta2, float eps, float stepSize, float invSqrtBc2) {
-    const float omb1 = 1 - beta1, omb2 = 1 - beta2;
-    const vf b1 = splat(beta1), b2 = splat(beta2), e = splat(eps), o1 = splat(omb1), o2 = splat(omb2);
-    const vf ss = splat(stepSize), ib = splat(invSqrtBc2);
-    long i = 0;
-    for (; i + LANES <= n; i += LANES) {
-        vf gi = load(g + i);
-        vf mi = b1 * load(m + i) + o1 * gi;
-        vf vi_ = b2 * load(v + i) + o2 * gi * gi;
-        store(m + i, mi);
-        store(v + i, vi_);
-        store(p + i, load(p + i) - ss * mi / (__builtin_elementwise_sqrt(vi_) * ib + e));
-    }
-    for (; i < n; i++) {
-        float gi = g[i];
-        float mi = beta1 * m[i] + omb1 * gi;
-        float vi_ = beta2 * v[i] + omb2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi_;
-        p[i] -= stepSize * mi / (sqrtf(vi_) * invSqrtBc2 + eps);
-    }
-}

@@ -1,3 +1,4 @@
+import Foundation
 /// A directory that may hold a dataset, and why it is looked at: the user's
 /// `--data-dir`, `data.dir`, `$VAEAS_DATA_DIR`, the run's recorded `data.dir`,
 /// or the dataset's standard location.
@@ -18,6 +19,21 @@ public struct DataLocation: Equatable, Sendable, CustomStringConvertible {
     /// The standard location of `name` as a location, if it has one.
     public static func standard(for name: String) -> DataLocation? {
         DatasetCatalog.standardDirectory(of: name).map { DataLocation($0, origin: "standard location of \(name)") }
+    }
+
+    /// Where to look for dataset `name`, in order, for every command: `explicit`
+    /// alone when given (`--data-dir`, or `data.dir` for `train`); else `recorded`
+    /// (the `data.dir` of the run a checkpoint came from), then `$VAEAS_DATA_DIR`,
+    /// then the dataset's standard location (so that a VAEAS_DATA_DIR holding
+    /// the other datasets does not hide Fashion-MNIST's).
+    public static func searchOrder(explicit: DataLocation?, recorded: DataLocation? = nil, dataset name: String,
+                                   environment: [String: String] = ProcessInfo.processInfo.environment) -> [DataLocation] {
+        if let explicit { return [explicit] }
+        var out: [DataLocation] = []
+        if let recorded { out.append(recorded) }
+        if let env = environment["VAEAS_DATA_DIR"], !env.isEmpty { out.append(DataLocation(env, origin: "$VAEAS_DATA_DIR")) }
+        if let standard = standard(for: name) { out.append(standard) }
+        return out
     }
 }
 

@@ -96,11 +96,3 @@ func initializeRow(_ w: UnsafeMutablePointer<Float>, bias: UnsafeMutablePointer<
         bias.pointee = (2 * u - 1) * bound
     }
 }
-
-/// The checkpoint tensor `name`, checked against the expected shape.
-func checkpointTensor(_ file: SafeTensorsFile, _ name: String, shape: [Int]) throws -> [Float] {
-    guard file.names.contains(name) else { throw CheckpointError(path: file.path, message: "missing tensor '\(name)'") }
-    let s = try file.shape(of: name)
-    guard s == shape else { throw CheckpointError(path: file.path, message: "tensor '\(name)' has shape \(s), expected \(shape)") }
-    return try file.floats(name)
-}

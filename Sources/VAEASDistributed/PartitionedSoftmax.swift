@@ -276,21 +276,14 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
     }
 
     /// Dense Adam over the owned rows (every row has a gradient every step):
-    /// one fused vectorised pass (`ckc_adam_dense`, the arithmetic of
-    /// `Adam.update`) split over this rank's threads.
+    /// `Adam.update`'s fused pass over the whole store, with the step's scalars.
     public func applyUpdate(lr: Float, beta1: Float, beta2: Float, eps: Float) {
         materializeCleared()
         if adam == nil { adam = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps) }
         let adam = self.adam!
         adam.lr = lr   // a schedule may change it between steps
         // The dense step's scalars: the same bias-corrected t as every step's.
-        let s = adam.beginSparseStep()
-        let p = store.values, g = store.grads, m = adam.m, vv = adam.v
-        let b1 = adam.beta1, b2 = adam.beta2, e = adam.eps
-        Parallel.chunks(store.count, grain: 65_536) { r in
-            ckc_adam_dense(p + r.lowerBound, g + r.lowerBound, m + r.lowerBound, vv + r.lowerBound, r.count,
-                           b1, b2, e, s.stepSize, s.invSqrtBc2)
-        }
+        adam.update(store.values, grads: store.grads, range: 0..<store.count, adam.beginSparseStep())
     }
 
     /// `classifier.out.weight` [V, h] and `classifier.out.bias` [V], gathered in label order on rank 0.
@@ -310,8 +303,8 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
     }
 
     public func load(from file: SafeTensorsFile) throws {
-        let w = try checkpointTensor(file, "classifier.out.weight", shape: [labels, width])
-        let b = try checkpointTensor(file, "classifier.out.bias", shape: [labels])
+        let w = try file.checkpointFloats("classifier.out.weight", shape: [labels, width])
+        let b = try file.checkpointFloats("classifier.out.bias", shape: [labels])
         for k in 0..<owned.count {
             for j in 0..<width { store.values[weight + k * width + j] = w[(owned.lowerBound + k) * width + j] }
             store.values[bias + k] = b[owned.lowerBound + k]

@@ -42,8 +42,8 @@ extension PartitionedTreeSoftmax {
 
     public func load(from file: SafeTensorsFile) throws {
         let h = width
-        let w = try checkpointTensor(file, "classifier.tree.weight", shape: [labels - 1, h])
-        let b = try checkpointTensor(file, "classifier.tree.bias", shape: [labels - 1])
+        let w = try file.checkpointFloats("classifier.tree.weight", shape: [labels - 1, h])
+        let b = try file.checkpointFloats("classifier.tree.bias", shape: [labels - 1])
         func copy(_ row: Int, _ id: Int) {
             for j in 0..<h { store.values[weight + row * h + j] = w[id * h + j] }
             store.values[bias + row] = b[id]

@@ -2,9 +2,10 @@ import VAEASDistributed
 import CMPI
 import Foundation
 
-/// `Communicator` over MPI_COMM_WORLD. Started under `mpirun`/`srun` it has
-/// their ranks; started plainly it is an MPI singleton of one rank — the same
-/// code path, not a second implementation (design doc).
+/// `Communicator` over MPI_COMM_WORLD, used when a launcher (`mpirun`, `srun`,
+/// PMI/PMIx) started the process (`LauncherEnvironment.isLaunched`). A plain
+/// `vaeas-dist …` runs on `LocalCommunicator` instead and never calls MPI_Init;
+/// `VAEAS_MPI=1` makes it an MPI singleton of one rank here.
 public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int

@@ -56,14 +56,7 @@ public enum Checkpoint {
     /// Loads parameters into `store`, checking every name and shape.
     public static func load(_ file: SafeTensorsFile, into store: ParameterStore) throws {
         for slot in store.slots {
-            guard file.names.contains(slot.name) else {
-                throw CheckpointError(path: file.path, message: "missing tensor '\(slot.name)'")
-            }
-            let shape = try file.shape(of: slot.name)
-            guard shape == slot.shape else {
-                throw CheckpointError(path: file.path, message: "tensor '\(slot.name)' has shape \(shape), expected \(slot.shape)")
-            }
-            let values = try file.floats(slot.name)
+            let values = try file.checkpointFloats(slot.name, shape: slot.shape)
             values.withUnsafeBufferPointer { (store.values + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
         }
     }
@@ -72,11 +65,11 @@ public enum Checkpoint {
 extension Checkpoint {
     /// The model of a checkpoint's run (architecture, objective, labels and
     /// seed from `__metadata__`) over `train`, with every tensor loaded (each
-    /// rank its own rows of the partitioned layer), wrapped in a step with
-    /// batch `batch`: for measuring the classifier's MI, MD and SC of a
-    /// finished run (`trainingSetSummary`). `train` must be the training set
-    /// the labels were assigned over.
-    public static func step(for file: SafeTensorsFile, train: Dataset, comm: Communicator, batch: Int) throws -> DataParallelStep {
+    /// rank its own rows of the partitioned layer), in a forward pass over
+    /// batches of `batch` (no optimizer): for measuring the classifier's MI,
+    /// MD and SC of a finished run (`trainingSetSummary`). `train` must be the
+    /// training set the labels were assigned over.
+    public static func forwardPass(for file: SafeTensorsFile, train: Dataset, comm: Communicator, batch: Int) throws -> ForwardPass {
         let meta = try verified(file)
         if let n = meta.trainSamples, n != train.count {
             throw CheckpointError(path: file.path, message: "was trained on \(n) samples, the data given has \(train.count); labels are per training sample")
@@ -88,6 +81,6 @@ extension Checkpoint {
                                    comm: TimedCommunicator(comm))
         try model.load(file)
         let feed = DataFeed(dataset: train, binarization: meta.binarize, seed: meta.model.seed)
-        return DataParallelStep(model: model, feed: feed, settings: OptimizerSettings(lr: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8))
+        return ForwardPass(model: model, feed: feed)
     }
 }

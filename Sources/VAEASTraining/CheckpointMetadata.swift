@@ -137,7 +137,7 @@ public struct CheckpointMetadata: Sendable, Equatable, Codable {
         model = ModelSpec(shape: shape, initialization: try choice("init", default: d.model.initialization), seed: seed,
                           objective: kind, alpha: try number("alpha", default: 1), beta: try number("beta", default: 1),
                           classifier: classifier)
-        dataset = m["dataset"] ?? "binarized-mnist"
+        dataset = Self.datasetName(m)
         binarize = try choice("binarize", default: .static)
         trainSamples = m["train_samples"] == nil ? nil : try int("train_samples")
         if let n = trainSamples, m["train_subset"] != nil {
@@ -276,5 +276,13 @@ extension CheckpointMetadata {
             throw fail("tensor '\(stray)' is not part of the model __metadata__ describes "
                 + "(\(what.joined(separator: ", "))); the metadata does not describe this file's tensors")
         }
+    }
+}
+
+extension CheckpointMetadata {
+    /// The dataset a checkpoint's run trained on: its `dataset` entry, or
+    /// `binarized-mnist` for checkpoints written before the entry existed.
+    public static func datasetName(_ metadata: [String: String]) -> String {
+        metadata["dataset"] ?? "binarized-mnist"
     }
 }

@@ -3,16 +3,6 @@ import VAEASDistributed
 import VAEASConfig
 import Dispatch
 
-/// How the data-parallel step reduces the replicated gradients.
-public struct GradientReduction: Sendable, Equatable {
-    /// `train.bucket_mb`: 0 = one blocking allreduce of the whole fused buffer after backward.
-    public var bucketMB: Double = 0
-    /// `train.zero_stage`: 1 = reduce-scatter, Adam on this rank's slice, allgather (ZeRO stage 1).
-    public var zeroStage: Int = 0
-    public init(bucketMB: Double = 0, zeroStage: Int = 0) { self.bucketMB = bucketMB; self.zeroStage = zeroStage }
-    public init(_ t: TrainingConfig) { self.init(bucketMB: t.bucketMB, zeroStage: t.zeroStage) }
-}
-
 /// The fused gradient buffer cut into buckets of whole layers, reduced with
 /// nonblocking allreduces as soon as backward has finished their layers
 /// (PyTorch DDP's `Reducer`, Horovod's tensor fusion): the buffer's tail

@@ -57,7 +57,7 @@ public final class Progress {
     /// The mode for this process: `Progress.mode` from its streams and environment.
     public static func defaultMode() -> Mode {
         let env = ProcessInfo.processInfo.environment
-        let underMPIRun = env["OMPI_COMM_WORLD_SIZE"] != nil
+        let underMPIRun = LauncherEnvironment(env).isOpenMPIRun
         return mode(stdoutIsTerminal: isatty(STDOUT_FILENO) != 0, stderrIsTerminal: isatty(STDERR_FILENO) != 0,
                     launcherStdoutIsTerminal: underMPIRun ? parentStdoutIsTerminal() : nil, environment: env)
     }

@@ -210,10 +210,10 @@ public enum TrainingCheckpoint {
             var m = [Float](repeating: 0, count: p.count), v = m
             for slot in p.slots {
                 let range = slot.offset..<(slot.offset + slot.count)
-                let values = try tensor(file, slot.name, shape: slot.shape)
+                let values = try file.checkpointFloats(slot.name, shape: slot.shape)
                 values.withUnsafeBufferPointer { (p.values + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
-                m.replaceSubrange(range, with: try tensor(file, slot.name + ".exp_avg", shape: slot.shape))
-                v.replaceSubrange(range, with: try tensor(file, slot.name + ".exp_avg_sq", shape: slot.shape))
+                m.replaceSubrange(range, with: try file.checkpointFloats(slot.name + ".exp_avg", shape: slot.shape))
+                v.replaceSubrange(range, with: try file.checkpointFloats(slot.name + ".exp_avg_sq", shape: slot.shape))
             }
             guard let s = file.metadata["adam_step"].flatMap(Int.init) else {
                 throw CheckpointError(path: file.path, message: "__metadata__ key 'adam_step' missing")
@@ -243,13 +243,6 @@ public enum TrainingCheckpoint {
         w.metadata = ["adam_step": "\(adam.step)", "classifier_adam_step": "\(step.classifierAdamStep)",
                       "global_step": "\(step.globalStep)"]
         return w.serialized()
-    }
-
-    static func tensor(_ file: SafeTensorsFile, _ name: String, shape: [Int]) throws -> [Float] {
-        guard file.names.contains(name) else { throw CheckpointError(path: file.path, message: "missing tensor '\(name)'") }
-        let s = try file.shape(of: name)
-        guard s == shape else { throw CheckpointError(path: file.path, message: "tensor '\(name)' has shape \(s), expected \(shape)") }
-        return try file.floats(name)
     }
 
     static func makeDirectory(_ path: String) throws {

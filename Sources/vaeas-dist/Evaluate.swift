@@ -10,19 +10,15 @@ import VAEASData
 /// dataset's standard location. With --data-dir, only there.
 enum CheckpointDataLocations {
     static func locations(dataDir: String?, checkpoint: String, dataset: String) -> [DataLocation] {
-        if let dataDir { return [DataLocation(dataDir, origin: "--data-dir")] }
-        var out: [DataLocation] = []
         let runDirectory = (checkpoint as NSString).deletingLastPathComponent
         let configPath = runDirectory.isEmpty ? "config.yaml" : runDirectory + "/config.yaml"
-        if FileManager.default.fileExists(atPath: configPath),
-           let recorded = try? TrainConfig.load(path: configPath), !recorded.data.dir.isEmpty {
-            out.append(DataLocation(recorded.data.dir, origin: "data.dir in \(configPath)"))
+        var recorded: DataLocation?
+        if dataDir == nil, FileManager.default.fileExists(atPath: configPath),
+           let run = try? TrainConfig.load(path: configPath), !run.data.dir.isEmpty {
+            recorded = DataLocation(run.data.dir, origin: "data.dir in \(configPath)")
         }
-        if let env = ProcessInfo.processInfo.environment["VAEAS_DATA_DIR"], !env.isEmpty {
-            out.append(DataLocation(env, origin: "$VAEAS_DATA_DIR"))
-        }
-        if let standard = DataLocation.standard(for: dataset) { out.append(standard) }
-        return out
+        return DataLocation.searchOrder(explicit: dataDir.map { DataLocation($0, origin: "--data-dir") },
+                                        recorded: recorded, dataset: dataset)
     }
 
     /// One split of `dataset` from the first location that holds it, and that location.
@@ -72,14 +68,14 @@ struct CheckpointData: ParsableArguments {
     /// MI, MD and SC of the checkpoint's classifier over its training set (nil without one).
     func classifierSummary(file: SafeTensorsFile, comm: Communicator, batch: Int) throws -> [(String, Double)]? {
         guard try CheckpointMetadata(file).model.classifier != nil else { return nil }
-        let name = dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
+        let name = dataset ?? CheckpointMetadata.datasetName(file.metadata)
         let places = CheckpointDataLocations.locations(dataDir: dataDir, checkpoint: checkpoint, dataset: name)
         guard !places.isEmpty else { return nil }
         let full = try DatasetCatalog.load(name: name, split: "train", from: places).dataset
         // The training set as trained on (its labels are per sample of it).
         let train = try trainedOn(full, file: file).dataset
-        let step = try Checkpoint.step(for: file, train: train, comm: comm, batch: batch)
-        return step.trainingSetSummary().filter { ["kl", "mi", "md", "sc", "mi_md_minus_kl", "ce_minus_h"].contains($0.0) }
+        let pass = try Checkpoint.forwardPass(for: file, train: train, comm: comm, batch: batch)
+        return pass.trainingSetSummary().filter { ["kl", "mi", "md", "sc", "mi_md_minus_kl", "ce_minus_h"].contains($0.0) }
     }
 
     func validate() throws {
@@ -128,7 +124,7 @@ struct CheckpointData: ParsableArguments {
         let file = try SafeTensorsFile.load(path: checkpoint)
         let vae = try Checkpoint.vae(from: file, capacity: 1)
         let shape = vae.shape
-        let name = dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
+        let name = dataset ?? CheckpointMetadata.datasetName(file.metadata)
         let (loaded, location) = try CheckpointDataLocations.load(dataset: name, split: split, dataDir: dataDir, checkpoint: checkpoint)
         var all = loaded
         var subset: String

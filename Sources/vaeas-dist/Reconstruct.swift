@@ -58,7 +58,7 @@ struct Reconstruct: ParsableCommand {
     private func write() throws {
         let file = try ImageOptions.loadCheckpoint(checkpoint)
         let shape = try Checkpoint.shape(of: file)
-        let dataset = self.dataset ?? file.metadata["dataset"] ?? "binarized-mnist"
+        let dataset = self.dataset ?? CheckpointMetadata.datasetName(file.metadata)
         let (loaded, location) = try CheckpointDataLocations.load(dataset: dataset, split: split, dataDir: dataDir,
                                                                   checkpoint: checkpoint)
         // The training images shown are ones the model was trained on (its data.limit subset), as eval's.

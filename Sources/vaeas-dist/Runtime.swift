@@ -18,13 +18,13 @@ enum Runtime {
     ///   and host, then MPI_Abort ends every rank (no rank waits forever in a
     ///   collective the failed one will never reach).
     ///
-    /// Without a launcher (a plain `vaeas-dist …`, see `launchedByLauncher`) the
+    /// Without a launcher (a plain `vaeas-dist …`, see `LauncherEnvironment.isLaunched`) the
     /// process is one rank and runs on `LocalCommunicator`, without MPI: MPI_Init's
     /// singleton start-up (Open MPI forks a PMIx server) costs ~2.5 s on this
     /// project's machines and changes nothing for one rank.
     static func withCommunicator(_ body: (Communicator) throws -> Void) throws {
         let mpi: MPICommunicator?
-        if launchedByLauncher() {
+        if LauncherEnvironment().isLaunched {
             do { mpi = try MPICommunicator() } catch {
                 FileHandle.standardError.write(Data("error: \(error)\n".utf8))
                 throw ExitCode(1)
@@ -82,16 +82,6 @@ enum Runtime {
         mpi?.finalize()
     }
 
-    /// Whether an MPI launcher started this process: Open MPI's mpirun/mpiexec
-    /// (`OMPI_COMM_WORLD_SIZE`), a PMI or PMIx launcher such as `srun --mpi=pmix`
-    /// or MPICH's hydra (`PMIX_RANK`, `PMI_RANK`, `PMI_SIZE`), or SLURM's srun
-    /// (`SLURM_PROCID`). `VAEAS_MPI=1` makes a plain run initialise MPI anyway (a
-    /// singleton), e.g. to check an MPI installation.
-    static func launchedByLauncher(_ env: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
-        if env["VAEAS_MPI"] == "1" { return true }
-        return ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE", "SLURM_PROCID"].contains { env[$0] != nil }
-    }
-
     static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         gethostname(&buffer, buffer.count)
@@ -125,12 +115,8 @@ enum Runtime {
     /// (Fashion-MNIST's /usr/share/datasets/fashion-mnist), so that a
     /// VAEAS_DATA_DIR holding the other datasets does not hide it.
     static func dataLocations(_ config: TrainConfig) throws -> [DataLocation] {
-        if !config.data.dir.isEmpty { return [DataLocation(config.data.dir, origin: "data.dir")] }
-        var locations: [DataLocation] = []
-        if let env = ProcessInfo.processInfo.environment["VAEAS_DATA_DIR"], !env.isEmpty {
-            locations.append(DataLocation(env, origin: "$VAEAS_DATA_DIR"))
-        }
-        if let standard = DataLocation.standard(for: config.data.name) { locations.append(standard) }
+        let explicit = config.data.dir.isEmpty ? nil : DataLocation(config.data.dir, origin: "data.dir")
+        let locations = DataLocation.searchOrder(explicit: explicit, dataset: config.data.name)
         guard !locations.isEmpty else {
             throw ConfigError(key: "data.dir", source: nil, line: nil,
                               message: "no data directory for '\(config.data.name)': set data.dir, --data-dir or VAEAS_DATA_DIR")
@@ -149,9 +135,7 @@ enum Runtime {
         let (full, location) = try DatasetCatalog.load(name: config.data.name, split: "train", from: locations)
         dataLocation = location
         // Before the communicator's rank is known here: the launcher's (mpirun, srun, PMIx), else 0.
-        let env = ProcessInfo.processInfo.environment
-        let rank = ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "SLURM_PROCID"].lazy.compactMap { env[$0].flatMap { Int($0) } }.first ?? 0
-        if location != locations[0] && rank == 0 {
+        if location != locations[0] && LauncherEnvironment().rank == 0 {
             FileHandle.standardError.write(Data("note: \(config.data.name) is not in \(locations[0]); using \(location)\n".utf8))
         }
         let train = TrainingSubset(config.data).apply(to: full)

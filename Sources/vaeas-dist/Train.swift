@@ -83,18 +83,27 @@ struct Train: ParsableCommand {
             let loop = try comm.agree {
                 try TrainingLoop.make(config: config, train: data.train, test: data.test, comm: comm, output: output)
             }
-            loop.runDirectory = outDir
             try RunReport.recordStart(in: outDir, config: config, step: loop.step, comm: comm)
-            if comm.isRoot {
-                loop.progress = Progress(totalEpochs: config.train.epochs, maxSteps: config.train.maxSteps)
-                print(RunReport.header(config: config, step: loop.step, directory: outDir))
-            }
-            loop.step.timeline = timelineOptions.writer(comm: comm, defaultWindow: 1...20)
-            let t0 = Date()
-            try loop.run()
-            try loop.step.timeline?.finish()
-            if comm.isRoot { print(RunReport.summary(loop.history, seconds: Date().timeIntervalSince(t0), directory: outDir)) }
+            try drive(loop, directory: outDir, config: config, comm: comm, announce: nil)
         }
+    }
+
+    /// What a new run and a resumed one do alike once the loop is built: the
+    /// progress display, the header, the timeline window (the first 20 steps
+    /// this process takes), the loop, and the summary.
+    func drive(_ loop: TrainingLoop, directory: String, config: TrainConfig, comm: Communicator, announce: String?) throws {
+        loop.runDirectory = directory
+        if comm.isRoot {
+            loop.progress = Progress(totalEpochs: config.train.epochs, maxSteps: config.train.maxSteps)
+            if let announce { print(announce) }
+            print(RunReport.header(config: config, step: loop.step, directory: directory))
+        }
+        let first = loop.start.globalStep + 1
+        loop.step.timeline = timelineOptions.writer(comm: comm, defaultWindow: first...(first + 19))
+        let t0 = Date()
+        try loop.run()
+        try loop.step.timeline?.finish()
+        if comm.isRoot { print(RunReport.summary(loop.history, seconds: Date().timeIntervalSince(t0), directory: directory)) }
     }
 
     /// `--resume DIR`: the newest intact checkpoint, the run's config with the
@@ -149,21 +158,11 @@ struct Train: ParsableCommand {
             try TrainingCheckpoint.restore(step, from: path, manifest: manifest)
             return try TrainingLoop(config: config, step: step, test: data.test, output: output)
         }
-        loop.runDirectory = dir
         loop.start = position
         try RunReport.recordStart(in: dir, config: config, step: loop.step, comm: comm, resumedFrom: path)
-        if comm.isRoot {
-            loop.progress = Progress(totalEpochs: config.train.epochs, maxSteps: config.train.maxSteps)
-            print("vaeas-dist train: resuming \(dir) from \(URL(fileURLWithPath: path).lastPathComponent) "
-                  + "(epoch \(position.epoch), step \(position.globalStep); saved at \(manifest.ranks) rank(s), now \(comm.size))")
-            print(RunReport.header(config: config, step: loop.step, directory: dir))
-        }
-        let first = position.globalStep + 1
-        loop.step.timeline = timelineOptions.writer(comm: comm, defaultWindow: first...(first + 19))
-        let t0 = Date()
-        try loop.run()
-        try loop.step.timeline?.finish()
-        if comm.isRoot { print(RunReport.summary(loop.history, seconds: Date().timeIntervalSince(t0), directory: dir)) }
+        try drive(loop, directory: dir, config: config, comm: comm,
+                  announce: "vaeas-dist train: resuming \(dir) from \(URL(fileURLWithPath: path).lastPathComponent) "
+                      + "(epoch \(position.epoch), step \(position.globalStep); saved at \(manifest.ranks) rank(s), now \(comm.size))")
     }
 
     /// Chosen on rank 0 (its clock) and broadcast, so every rank agrees.

@@ -63,7 +63,7 @@ func stepDump(_ arguments: [String]) -> Int32 {
         var x = [Float](repeating: 0, count: b * dim), eps = [Float](repeating: 0, count: b * L * d)
         batch.withUnsafeBufferPointer { idx in
             x.withUnsafeMutableBufferPointer { step.feed.fill($0.baseAddress!, indices: idx, epoch: 1) }
-            eps.withUnsafeMutableBufferPointer { step.noise.fill($0.baseAddress!, indices: idx, epoch: 1) }
+            eps.withUnsafeMutableBufferPointer { step.forward.noise.fill($0.baseAddress!, indices: idx, epoch: 1) }
         }
         var w = SafeTensorsWriter()
         w.metadata = ["format": "vaeas-step-dump/1", "epoch": "1", "batch": "\(b)", "samples": "\(L)", "steps_before": "\(steps)",

@@ -1,8 +1,10 @@
 import Foundation
 import XCTest
 
-/// scripts/experiments.py: the srun commands it builds, and where a report of
-/// partial runs goes.
+/// scripts/study.py end to end with the real binary: a --limit-data run and where
+/// the report of partial runs goes. The commands it builds (srun, --limit-data) and
+/// the report's placement from fixture runs are tested with pytest
+/// (tools/tests/test_study_commands.py, test_study_tables.py).
 final class ExperimentsScriptTests: XCTestCase {
     /// Runs python3 with `args` from `directory`; (status, stdout + stderr).
     func python(_ args: [String], in directory: String, environment: [String: String] = [:],
@@ -35,71 +37,17 @@ final class ExperimentsScriptTests: XCTestCase {
 
     var root: String { CLI.repositoryRoot.path }
 
-    /// The words of an `srun …` command after srun's own options.
-    func afterSrunOptions(_ words: [String]) -> ArraySlice<String> {
-        var i = 1
-        while i < words.count, words[i].hasPrefix("-") {
-            i += ["-n", "-N", "-c", "--ntasks", "--nodes", "--cpus-per-task"].contains(words[i]) ? 2 : 1
-        }
-        return words[i...]
-    }
-
-    /// Every srun command names the vaeas-dist binary before the subcommand.
-    func testSrunCommandsNameTheBinary() throws {
-        for (experiment, rows, cpus) in [("table1", "1", nil), ("figure23", "vN", "4")] as [(String, String, String?)] {
-            var env: [String: String] = [:]
-            if let cpus { env["SLURM_CPUS_PER_TASK"] = cpus }
-            let r = try python(["scripts/experiments.py", "run", experiment, "--rows", rows, "--launcher", "srun",
-                                "--ranks", "2", "--dry-run"], in: root, environment: env)
-            XCTAssertEqual(r.status, 0, r.output)
-            let commands = r.output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
-                .filter { $0.hasPrefix("$ srun ") }.map { $0.dropFirst(2).split(separator: " ").map(String.init) }
-            XCTAssertGreaterThanOrEqual(commands.count, 2, r.output)
-            for words in commands {
-                let rest = afterSrunOptions(words)
-                let binary = try XCTUnwrap(rest.first)
-                XCTAssertTrue(binary.hasSuffix("/vaeas-dist"), "srun runs '\(binary)', not the binary: \(words.joined(separator: " "))")
-                let path = binary.hasPrefix("/") ? binary : root + "/" + binary
-                XCTAssertTrue(FileManager.default.isExecutableFile(atPath: path), "\(path) is not the built binary")
-                XCTAssertTrue(["train", "eval", "estimate"].contains(rest.dropFirst().first ?? ""), words.joined(separator: " "))
-                if let cpus { XCTAssertTrue(words.contains("--cpus-per-task=\(cpus)"), words.joined(separator: " ")) }
-            }
-        }
-        // The commands docs/RESULTS-full-N.md lists too.
-        let results = try String(contentsOfFile: root + "/docs/RESULTS-full-N.md", encoding: .utf8)
-        let listed = results.split(separator: "\n").filter { $0.hasPrefix("srun ") }
-        XCTAssertGreaterThanOrEqual(listed.count, 4, "docs/RESULTS-full-N.md lists an srun command per experiment")
-        for line in listed {
-            let rest = afterSrunOptions(line.split(separator: " ").map(String.init))
-            XCTAssertEqual(rest.first, "./.build/release/vaeas-dist", String(line))
-        }
-    }
-
-    /// --limit-data N caps a row's V at N: table2's V = 10000 with N = 2000
-    /// would be refused (more labels than samples).
-    func testLimitDataCapsTheLabelsAtN() throws {
-        let r = try python(["scripts/experiments.py", "run", "table2", "--rows", "vae,a1-b1", "--epochs", "1",
-                            "--limit-data", "2000", "--dry-run"], in: root)
-        XCTAssertEqual(r.status, 0, r.output)
-        let trains = r.output.split(separator: "\n").filter { $0.contains("$ ") && $0.contains(" train --config") }
-        XCTAssertGreaterThanOrEqual(trains.count, 2, r.output)
-        for line in trains {
-            XCTAssertTrue(line.contains("objective.labels=2000") && line.contains("data.limit=2000"), String(line))
-            XCTAssertFalse(line.contains("objective.labels=10000"), String(line))
-        }
-    }
-
-    /// A validation run (--limit-data) and `report`: the tracked docs/RESULTS-full-N.md
+    /// A validation run (--limit-data) and `report full`: the tracked docs/RESULTS-full-N.md
     /// stays as it was; the report goes to runs/experiments/REPORT-partial.md,
     /// unless --out names docs/RESULTS-full-N.md. Run in a copy of the repository's
-    /// scripts, specs and configs, so the real docs are never at risk.
+    /// scripts, tools, specs and configs, so the real docs are never at risk.
     func testReportOfPartialRunsDoesNotReplaceTheResults() throws {
         let tmp = CLI.temporaryDirectory("experiments-root")
         let fm = FileManager.default
-        for sub in ["scripts", "experiments", "configs", "docs"] {
+        for sub in ["scripts", "experiments", "configs", "docs", "tools"] {
             try fm.createDirectory(atPath: tmp + "/" + sub, withIntermediateDirectories: true)
         }
-        for file in ["scripts/experiments.py", "scripts/mpirun.sh"] {
+        for file in ["scripts/study.py", "scripts/mpirun.sh", "tools/vaeas_tools"] {
             try fm.copyItem(atPath: root + "/" + file, toPath: tmp + "/" + file)
         }
         for sub in ["experiments", "configs"] {
@@ -111,10 +59,10 @@ final class ExperimentsScriptTests: XCTestCase {
         try sentinel.write(toFile: tmp + "/docs/RESULTS-full-N.md", atomically: true, encoding: .utf8)
         let env = ["VAEAS_BIN": CLI.binary, "OPENBLAS_NUM_THREADS": "1"]
 
-        let run = try python(["scripts/experiments.py", "run", "table1", "--rows", "1", "--epochs", "1", "--iw-samples", "2",
+        let run = try python(["scripts/study.py", "run", "table1", "--rows", "1", "--epochs", "1", "--iw-samples", "2",
                               "--limit-data", "300", "--data-dir", CLI.sharedData], in: tmp, environment: env)
         XCTAssertEqual(run.status, 0, run.output)
-        let report = try python(["scripts/experiments.py", "report"], in: tmp, environment: env)
+        let report = try python(["scripts/study.py", "report", "full"], in: tmp, environment: env)
         XCTAssertEqual(report.status, 0, report.output)
         XCTAssertEqual(try String(contentsOfFile: tmp + "/docs/RESULTS-full-N.md", encoding: .utf8), sentinel,
                        "report of a --limit-data run replaced docs/RESULTS-full-N.md: \(report.output)")
@@ -125,7 +73,7 @@ final class ExperimentsScriptTests: XCTestCase {
         XCTAssertTrue(report.output.contains("runs/experiments/REPORT-partial.md"), report.output)
 
         // Asked for explicitly, it is written there.
-        let forced = try python(["scripts/experiments.py", "report", "--out", "docs/RESULTS-full-N.md"], in: tmp, environment: env)
+        let forced = try python(["scripts/study.py", "report", "full", "--out", "docs/RESULTS-full-N.md"], in: tmp, environment: env)
         XCTAssertEqual(forced.status, 0, forced.output)
         let written = try String(contentsOfFile: tmp + "/docs/RESULTS-full-N.md", encoding: .utf8)
         XCTAssertTrue(written.hasPrefix("# Appendix: the paper's experiments at full N") && written.contains("**Partial report**"), written)

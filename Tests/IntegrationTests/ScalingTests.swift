@@ -159,8 +159,9 @@ final class ScalingTests: XCTestCase {
         }
         let md = try String(contentsOfFile: out + "/SCALING.md", encoding: .utf8)
         XCTAssertTrue(md.contains("| strong | full | 10000 | 2 |"), md)
-        // scripts/setup.sh installs python3-matplotlib: a missing one is a broken set-up, not a skip.
-        XCTAssertFalse(r.stdout.contains("matplotlib missing"), r.output)
+        // scripts/setup.sh installs python3-matplotlib: a missing one is a broken set-up, not a skip
+        // (vaeas_tools/plots.py says "matplotlib is missing" on stderr).
+        XCTAssertFalse(r.output.contains("matplotlib is missing"), r.output)
         for png in ["strong.png", "weak.png", "bytes_vs_V.png", "timeline_2ranks.png"] {
             let data = try Data(contentsOf: URL(fileURLWithPath: out + "/" + png))
             XCTAssertEqual(Array(data.prefix(4)), [0x89, 0x50, 0x4E, 0x47], png)
@@ -185,49 +186,6 @@ final class ScalingTests: XCTestCase {
             let data = try Data(contentsOf: URL(fileURLWithPath: out + "/" + png))
             XCTAssertEqual(Array(data.prefix(4)), [0x89, 0x50, 0x4E, 0x47], png)
         }
-    }
-
-    /// alphabeta.py: the joint fit recovers the α, β, γ that generated exact ring-model times; the
-    /// cluster cost picks recursive doubling for small allreduces and the bandwidth-optimal
-    /// algorithms for large ones; the step model adds the replicated layer's gradient only to the
-    /// replicated design and the classifier's B-sized collectives only to the partitioned one.
-    func testAlphaBetaModelArithmetic() throws {
-        let code = """
-        import sys, math
-        sys.path.insert(0, sys.argv[1])
-        import alphabeta as ab
-        a, b, g = 3e-6, 1 / 9e9, 1 / 20e9
-        samples = [(op, n, ab.ring_time(op, n, 4, a, b, g)) for op in ab.OPS for n in (8, 1024, 65536, 1 << 20, 1 << 24)]
-        fa, fb, fg = ab.fit_alpha_beta_gamma(samples, 4)
-        assert abs(fa - a) / a < 1e-6 and abs(fb - b) / b < 1e-6 and abs(fg - g) / g < 1e-6, (fa, fb, fg)
-        x, y = ab.fit_affine([8, 1024, 1 << 20], [1e-6 + 2e-10 * n for n in (8, 1024, 1 << 20)])
-        assert abs(x - 1e-6) < 1e-12 and abs(y - 2e-10) < 1e-16, (x, y)
-        p, al, be = 512, 2e-6, 0.08e-9
-        small = ab.collective_time("allreduce", 8, p, al, be, 0)
-        assert abs(small - 9 * (al + 8 * be)) < 1e-12, small                     # recursive doubling: log2 512 = 9 rounds
-        big = ab.collective_time("allreduce", 1 << 30, p, al, be, 0)
-        assert abs(big - (18 * al + 2 * (p - 1) / p * (1 << 30) * be)) < 1e-9, big  # Rabenseifner
-        assert ab.collective_time("allgather", 1 << 20, 1, al, be, 0) == 0
-        cal = ab.Calibration(vae=10, bwd=6, cls=20, adam_rep=1, adam_out=4, other=0, p_cal=2, b=128, h=500,
-                             replicated_bytes=8e6, collectives=[("allgather", 512000, "allgather H", True),
-                                                                ("allreduce", 40, "loss sums", False)],
-                             labels=10000, layer_bytes_per_label=2004)
-        comm = lambda op, n, q: ab.collective_time(op, n, q, al, be, 0)
-        t1, _ = ab.step_ms(cal, "partitioned", 1, comm)
-        assert abs(t1 - (10 + 20 + 1 + 8)) < 1e-9, t1                           # P = 1: the whole layer's Adam, no comm
-        tp, parts = ab.step_ms(cal, "partitioned", 8, comm)
-        assert abs(parts["adam_out"] - 1) < 1e-9 and parts["other_comm"] > comm("allgather", 512000 * 4, 8) * 1e3 - 1e-9
-        tr, rparts = ab.step_ms(cal, "replicated", 8, comm)
-        assert abs(rparts["gradient_allreduce"] - comm("allreduce", 8e6 + 10000 * 2004, 8) * 1e3) < 1e-9
-        assert abs(rparts["other_comm"] - comm("allreduce", 40, 8) * 1e3) < 1e-12   # no allgather of H
-        to, oparts = ab.step_ms(cal, "replicated", 8, comm, overlap=True)
-        assert abs(oparts["gradient_exposed"] - max(0, rparts["gradient_allreduce"] - 6)) < 1e-9
-        print("ok")
-        """
-        let r = try CLI.run(["python3", "-c", code, CLI.repositoryRoot.appendingPathComponent("scripts").path],
-                            timeout: 60, executable: "/usr/bin/env")
-        XCTAssertEqual(r.status, 0, r.output)
-        XCTAssertTrue(r.stdout.contains("ok"), r.output)
     }
 
     // MARK: - bench

@@ -3,7 +3,7 @@ import XCTest
 
 /// One training step against PyTorch (llm.c's test_gpt2): `vaeas-mpi-check step-dump`
 /// writes a checkpoint and one step's inputs, losses and gradients; scripts/torch_crosscheck.py
-/// rebuilds the model from the checkpoint in PyTorch (scripts/torch_model.py, float64),
+/// rebuilds the model from the checkpoint in PyTorch (tools/vaeas_tools/torch_ref/model.py, float64),
 /// recomputes the step with autograd and compares every loss term and every gradient tensor,
 /// by name and shape. Needs python3 with torch (scripts/setup.sh installs it).
 final class TorchCrossCheckTests: XCTestCase {

@@ -51,11 +51,11 @@ final class BLASThreadPlanTests: XCTestCase {
     }
 
     func testTasksPerNodeParsing() {
-        XCTAssertEqual(BLASThreadPlan.tasksPerNode("2(x3),1"), [2, 2, 2, 1])
-        XCTAssertEqual(BLASThreadPlan.tasksPerNode("4"), [4])
-        XCTAssertEqual(BLASThreadPlan.tasksPerNode("1,2(x2)"), [1, 2, 2])
+        XCTAssertEqual(LauncherEnvironment.tasksPerNode("2(x3),1"), [2, 2, 2, 1])
+        XCTAssertEqual(LauncherEnvironment.tasksPerNode("4"), [4])
+        XCTAssertEqual(LauncherEnvironment.tasksPerNode("1,2(x2)"), [1, 2, 2])
         for bad in ["", "2(x", "(x2)", "a", "2(y3)", "2(x0)", "-1"] {
-            XCTAssertNil(BLASThreadPlan.tasksPerNode(bad), bad)
+            XCTAssertNil(LauncherEnvironment.tasksPerNode(bad), bad)
         }
     }
 

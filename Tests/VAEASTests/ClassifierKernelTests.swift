@@ -119,24 +119,6 @@ final class ClassifierKernelTests: XCTestCase {
         XCTAssertFalse(ckc_abs_sum(y, y.count).isFinite)
     }
 
-    /// The fused dense Adam gives the bits of `Adam.update` (same operations
-    /// in the same order, no FMA), for a length with a ragged tail.
-    func testDenseAdamEqualsAdamUpdateBitForBit() {
-        let n = 4099
-        var rng = TestRNG(11)
-        let p0 = rng.array(n), g = (0..<3).map { _ in rng.array(n, -0.01, 0.01) }
-        let ref = Adam(count: n, lr: 1e-3), fused = Adam(count: n, lr: 1e-3)
-        var pr = p0, pf = p0
-        for k in 0..<3 {
-            ref.update(&pr, grads: g[k])
-            let s = fused.beginSparseStep()
-            ckc_adam_dense(&pf, g[k], fused.m, fused.v, n, fused.beta1, fused.beta2, fused.eps, s.stepSize, s.invSqrtBc2)
-        }
-        XCTAssertEqual(pf.map(\.bitPattern), pr.map(\.bitPattern))
-        XCTAssertEqual((0..<n).map { fused.m[$0].bitPattern }, (0..<n).map { ref.m[$0].bitPattern })
-        XCTAssertEqual((0..<n).map { fused.v[$0].bitPattern }, (0..<n).map { ref.v[$0].bitPattern })
-    }
-
     /// The tiled layer over several forward and backward tiles (R = 64: tiles
     /// of 2048 and 1024 columns; V = 5000 with a ragged last tile) against
     /// the layer's maths in Double: CE, H, dW, db and both dH.

@@ -44,13 +44,6 @@ double ckc_softmax_tile_grad(const float *logits, long ldl, long rows, long cols
 /// Σ |x_i| in Double (NaN or inf if an element is not finite).
 double ckc_abs_sum(const float *x, long n);
 
-/// One dense Adam step over n elements, in torch.optim.Adam's arithmetic and
-/// the same operation order as VAEASCore's `Adam.update`:
-/// m ← β₁m + (1−β₁)g, v ← β₂v + ((1−β₂)g)g, p ← p − (stepSize·m)/(√v·invSqrtBc2 + ε),
-/// stepSize = lr/(1−β₁ᵗ), invSqrtBc2 = 1/√(1−β₂ᵗ).
-void ckc_adam_dense(float *p, const float *g, float *m, float *v, long n,
-                    float beta1, float beta2, float eps, float stepSize, float invSqrtBc2);
-
 #ifdef __cplusplus
 }
 #endif

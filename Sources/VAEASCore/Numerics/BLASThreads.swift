@@ -39,44 +39,12 @@ public enum BLASThreadPlan {
         if let c = positive(env["SLURM_CPUS_PER_TASK"]) {
             return Decision(threads: min(c, cores), reason: "SLURM_CPUS_PER_TASK=\(c)")
         }
-        let (local, source) = localRanks(env)
+        let (local, source) = LauncherEnvironment(env).localRanks
         let threads = max(1, cores / local)
         return Decision(threads: threads, reason: "\(cores) cores / \(local) rank(s) on this node (\(source))")
     }
 
-    /// Ranks on this node and the variable that said so.
-    static func localRanks(_ env: [String: String]) -> (Int, String) {
-        if let n = positive(env["OMPI_COMM_WORLD_LOCAL_SIZE"]) { return (n, "OMPI_COMM_WORLD_LOCAL_SIZE") }
-        if let n = positive(env["SLURM_NTASKS_PER_NODE"]) { return (n, "SLURM_NTASKS_PER_NODE") }
-        let node = env["SLURM_NODEID"].flatMap { Int($0) }
-        for key in ["SLURM_STEP_TASKS_PER_NODE", "SLURM_TASKS_PER_NODE"] {
-            if let list = env[key].flatMap(tasksPerNode), !list.isEmpty {
-                if let node, node >= 0, node < list.count { return (max(1, list[node]), key) }
-                return (max(1, list.max()!), key)
-            }
-        }
-        return (1, "no launcher variables: 1")
-    }
-
-    /// SLURM's compressed per-node counts: "2(x3),1" → [2, 2, 2, 1]; nil if malformed.
-    public static func tasksPerNode(_ text: String) -> [Int]? {
-        var out: [Int] = []
-        for part in text.split(separator: ",") {
-            let p = part.trimmingCharacters(in: .whitespaces)
-            if let open = p.firstIndex(of: "(") {
-                guard p.hasSuffix(")"), let n = Int(p[..<open]),
-                      p[p.index(after: open)...].hasPrefix("x"),
-                      let times = Int(p[p.index(open, offsetBy: 2)..<p.index(before: p.endIndex)]),
-                      n >= 0, times >= 1, times <= 1_000_000 else { return nil }
-                out += Array(repeating: n, count: times)
-            } else {
-                guard let n = Int(p), n >= 0 else { return nil }
-                out.append(n)
-            }
-        }
-        return out.isEmpty ? nil : out
-    }
-
+    /// A positive integer (surrounding blanks allowed), or nil.
     static func positive(_ s: String?) -> Int? {
         guard let s, let n = Int(s.trimmingCharacters(in: .whitespaces)), n >= 1 else { return nil }
         return n
