@@ -16,6 +16,7 @@
 #    run by TorchCrossCheckTests, recomputes a training step with autograd),
 #    matplotlib and tensorboardX (scripts/report_run.py: the run's pictures and
 #    TensorBoard event files).
+# 2b. pytest and PyYAML for the Python tools (tools/vaeas_tools) and their tests.
 # 3. swift build -c release  ->  .build/release/vaeas-dist
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -114,6 +115,11 @@ else
         || die "pip could not install matplotlib and tensorboardX into $(command -v python3)"
     python3 -c 'import matplotlib, tensorboardX' || die "matplotlib/tensorboardX still not importable by $(command -v python3) after pip install"
 fi
+
+# pytest runs the Python tools' tests (tools/tests, the README's test command); PyYAML reads the study and
+# config files there.
+ensure_pip_package "pytest" pytest "int(v.split('.')[0]) >= 7" "pytest>=7"
+ensure_pip_package "PyYAML" yaml "True" "pyyaml"
 
 # --- 3. build -------------------------------------------------------------------
 command -v swift >/dev/null 2>&1 \

@@ -1,6 +1,6 @@
 """The α–β(–γ) communication model and the step-time model behind `scripts/scaling.py project`.
 
-Pure functions, no I/O: scaling.py measures and plots, this file does the arithmetic.
+Pure functions, no I/O: harness.py and projection.py measure, report and plot; this module does the arithmetic.
 
 Communication (Hockney's α–β model with Thakur, Rabenseifner & Gropp's γ for reductions,
 "Optimization of Collective Communication Operations in MPICH", IJHPCA 2005): a message of n bytes
@@ -65,8 +65,9 @@ def _solve(rows, targets, weights):
 
 
 def nonnegative_fit(rows, targets, weights):
-    """Least squares with every coefficient ≥ 0 (drop a negative one, refit: enough for 2–3 unknowns)."""
-    free = list(range(len(rows[0])))
+    """Least squares with every coefficient ≥ 0 (drop a negative one, refit: enough for 2–3 unknowns).
+    A coefficient whose column is all zero (γ when only allgathers were measured) is 0, not a singular system."""
+    free = [i for i in range(len(rows[0])) if any(r[i] for r in rows)] or [0]
     while True:
         x = _solve([[r[i] for i in free] for r in rows], targets, weights)
         if all(v >= 0 for v in x) or len(free) == 1:
@@ -109,6 +110,8 @@ def fit_alpha_beta_gamma(samples, p):
 
 
 def ring_time(op, n, p, alpha, beta, gamma):
+    """Seconds for one collective of n bytes on P ranks under the ring algorithms alone (the joint fit's
+    model): structured_terms · (α, β, γ)."""
     return sum(c * v for c, v in zip(structured_terms(op, n, p), (alpha, beta, gamma)))
 
 
@@ -158,7 +161,7 @@ def step_ms(cal, design, p, comm, overlap=False, batch_scale=1.0, oversubscripti
 
     design: "vae" (no classifier), "partitioned" (full or tree, as calibrated) or "replicated".
     comm(op, bytes, P) -> seconds. Weak scaling: the classifier's collectives carry B = b·P rows
-    (bytes ∝ P at fixed b); batch_scale scales the rows per rank (strong scaling: b·P_cal/P...).
+    (bytes ∝ P at fixed b); batch_scale scales the rows per rank (strong scaling at global batch B: B/P ÷ b).
     oversubscription multiplies compute (P ranks sharing fewer cores); speedup divides it (a rank
     with more or faster cores than the one calibrated on; communication is unchanged)."""
     s = batch_scale

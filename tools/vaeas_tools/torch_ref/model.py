@@ -1,6 +1,6 @@
 """A PyTorch reference of vaeas-dist's VAE and VAE-AS, built from our checkpoints.
 
-    from torch_model import from_checkpoint
+    from vaeas_tools.torch_ref.model import from_checkpoint
     model = from_checkpoint("runs/x/model.safetensors")            # float64 by default
     terms = model.terms(x, eps, labels)                            # per-sample / per-row terms
     objective, classifier_ce = model.objectives(terms)             # the two losses the trainer minimises
@@ -27,12 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
-from safetensors import safe_open
+
+from ..io import read_safetensors
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
 def mlp(widths):
+    """Linear layers between consecutive widths (no activations: the modules apply theirs)."""
     return nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
 
 
@@ -198,9 +200,11 @@ class VAEAS(nn.Module):
             raise ValueError(f"unknown objective {self.objective!r}")
 
     def encoder_decoder_parameters(self):
+        """{name: parameter} of the encoder and decoder (what L_φθ is differentiated against)."""
         return {k: v for k, v in self.named_parameters() if not k.startswith("classifier.")}
 
     def classifier_parameters(self):
+        """{name: parameter} of the classifier (what L_ω is differentiated against)."""
         return {k: v for k, v in self.named_parameters() if k.startswith("classifier.")}
 
     def terms(self, x, eps, labels=None):
@@ -231,6 +235,7 @@ class VAEAS(nn.Module):
         return out
 
     def h_hat(self, ce, entropy):
+        """Ĥ per row by the checkpoint's mi_estimator: the entropy, the CE, or Fano's bound on the CE."""
         if self.estimator == "entropy":
             return entropy
         if self.estimator == "ce":
@@ -271,19 +276,28 @@ class VAEAS(nn.Module):
         return objective, t["ce"].mean()
 
     def mi(self, t):
+        """Î = log V − mean Ĥ of a step's terms."""
         return math.log(self.labels) - t["hhat"].mean()
 
 
 def read_checkpoint(path):
-    """(metadata, {name: float32 tensor}) of a safetensors file."""
-    with safe_open(path, framework="pt") as f:
-        return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    """(metadata, {name: tensor}) of a safetensors file, read by io.read_safetensors (the one reader of the
+    package); each tensor keeps the file's dtype (float32 for vaeas-dist's checkpoints and step dumps)."""
+    meta, arrays = read_safetensors(path)
+    # np.array copies: the reader's arrays are read-only views of the file's bytes, which torch would share.
+    return meta, {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
+
+
+#: Metadata every checkpoint must have (VAE-AS ones have more: labels, mi_estimator, alpha, beta, cls_layers).
+REQUIRED_KEYS = ("objective", "activation", "input_dim", "latent_dim", "hidden", "enc_layers", "dec_layers")
 
 
 def from_checkpoint(path, dtype=torch.float64):
-    """The model a vaeas-dist checkpoint describes (its __metadata__), with its tensors."""
+    """The model a vaeas-dist checkpoint describes (its __metadata__), with its tensors. Raises ValueError
+    naming the file when the metadata lacks a key of REQUIRED_KEYS, RuntimeError (load_state_dict's) when
+    the tensors are not exactly the model's parameters."""
     meta, tensors = read_checkpoint(path)
-    for key in ("objective", "activation", "input_dim", "latent_dim", "hidden", "enc_layers", "dec_layers"):
+    for key in REQUIRED_KEYS:
         if key not in meta:
             raise ValueError(f"{path}: __metadata__ has no {key!r}: {json.dumps(meta)}")
     model = VAEAS(meta).to(dtype)
