@@ -10,7 +10,14 @@
 # - adds --bind-to none when oversubscribing (else ranks are pinned to the same
 #   core) and when a rank has more than one BLAS thread (Open MPI pins each of
 #   up to 2 ranks to one core by default, and OpenBLAS then runs 1 thread only);
-# - exports OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM)=1 when running as root.
+# - exports OMPI_ALLOW_RUN_AS_ROOT(_CONFIRM)=1 when running as root;
+# - turns SIGTERM, SIGINT (Ctrl-C) and SIGHUP to this script into SIGUSR1 to
+#   mpirun, which forwards it to every rank: the ranks write a checkpoint and
+#   exit 75, and so does this script (mpirun itself, sent SIGTERM or SIGINT,
+#   ends the ranks after a second and exits 1, so a requeue keyed on 75 would
+#   not happen). mpirun runs in its own session so that a terminal's Ctrl-C
+#   reaches it only through this script. A second signal is forwarded too:
+#   the ranks then exit at once.
 # VAEAS_BIN overrides the binary (default: <repo>/.build/release/vaeas-dist).
 # Relative paths in the arguments are taken from the current directory.
 set -euo pipefail
@@ -46,4 +53,14 @@ fi
 
 printf 'mpirun.sh: OPENBLAS_NUM_THREADS=%s mpirun %s %s %s\n' \
     "$OPENBLAS_NUM_THREADS" "${opts[*]}" "$bin" "$*" >&2
-exec mpirun "${opts[@]}" "$bin" "$@"
+setsid mpirun "${opts[@]}" "$bin" "$@" &
+mpirun_pid=$!
+forward() { kill -USR1 "$mpirun_pid" 2>/dev/null || true; }
+trap forward TERM INT HUP USR1
+set +e
+while true; do
+    wait "$mpirun_pid"
+    rc=$?
+    # wait returns early (status > 128) when a trapped signal arrives; go on until mpirun has exited.
+    kill -0 "$mpirun_pid" 2>/dev/null || exit "$rc"
+done

@@ -123,11 +123,15 @@ public struct TrainingConfig: Equatable, Sendable {
     public let bucketMB: Double
     /// 1 = ZeRO stage 1 (optimizer state sharded over ranks).
     public let zeroStage: Int
+    /// Seconds without progress before the stall watchdog ends the job (0 = off).
+    public let stallTimeout: Double
 
     public init(epochs: Int, batch: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, seed: Int, samples: Int,
                 maxSteps: Int, logEvery: Int, checkpointEvery: Int, checkpointSteps: Int = 0, checkpointMinutes: Double = 0,
                 keepCheckpoints: Int = 3, clsLR: Double = 0, clsSteps: Int = 1, warmupSteps: Int = 0,
-                lrSchedule: LRSchedule = .constant, clipGradNorm: Double = 0, bucketMB: Double = 0, zeroStage: Int = 0) {
+                lrSchedule: LRSchedule = .constant, clipGradNorm: Double = 0, bucketMB: Double = 0, zeroStage: Int = 0,
+                stallTimeout: Double = 300) {
+        self.stallTimeout = stallTimeout
         self.clsLR = clsLR; self.clsSteps = clsSteps; self.warmupSteps = warmupSteps; self.lrSchedule = lrSchedule
         self.clipGradNorm = clipGradNorm
         self.bucketMB = bucketMB; self.zeroStage = zeroStage
@@ -309,7 +313,8 @@ public struct TrainConfig: Equatable, Sendable {
                        keepCheckpoints: int("train.keep_checkpoints"), clsLR: float("train.cls_lr"),
                        clsSteps: int("train.cls_steps"), warmupSteps: int("train.warmup_steps"),
                        lrSchedule: choice("train.lr_schedule"), clipGradNorm: float("train.clip_grad_norm"),
-                       bucketMB: float("train.bucket_mb"), zeroStage: int("train.zero_stage"))
+                       bucketMB: float("train.bucket_mb"), zeroStage: int("train.zero_stage"),
+                       stallTimeout: float("train.stall_timeout"))
     }
 
     public var eval: EvalConfig {

@@ -69,6 +69,8 @@ enum KeyTable {
                "Gradient buckets (MiB) reduced with MPI_Iallreduce while backward runs (DDP's bucket_cap_mb); 0 = one blocking allreduce after backward."),
         .int("train.zero_stage", 0, min: 0, max: 1,
              "1 = shard the replicated parameters' Adam state over ranks (ZeRO stage 1): reduce-scatter, update a slice, allgather."),
+        .float("train.stall_timeout", 300, min: 0,
+               "Seconds a rank may make no progress (a collective not returning, no step) before every live rank reports where it waits and for which ranks, and the job ends with exit status 124; 0 = off."),
 
         .int("eval.every", 1, min: 0, "Epochs between test-set evaluations; 0 = never."),
         .int("eval.batch", 500, min: 1, "Evaluation batch size."),

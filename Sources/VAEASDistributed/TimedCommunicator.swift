@@ -16,6 +16,8 @@ import Dispatch
 /// by the polling granularity).
 public final class TimedCommunicator: Communicator {
     public let base: Communicator
+    /// Told when each call begins and ends (the training run's stall watchdog); nil: nobody.
+    public var monitor: CollectiveMonitor?
     public private(set) var seconds = 0.0
     public private(set) var inFlightSeconds = 0.0
     /// Names the timeline events of the calls made inside `labeled` (e.g. the
@@ -38,9 +40,11 @@ public final class TimedCommunicator: Communicator {
 
     @inline(__always)
     private func timed(_ op: StaticString, bytes: Int, _ body: () -> Void) {
+        if let monitor { monitor.collectiveBegan(eventName(op)) }
         let t0 = DispatchTime.now().uptimeNanoseconds
         body()
         let t1 = DispatchTime.now().uptimeNanoseconds
+        monitor?.collectiveEnded()
         seconds += Double(t1 - t0) * 1e-9
         if Trace.recording {
             Trace.record(eventName(op), "communication", start: t0, end: t1, track: Trace.mainTrack,
@@ -121,4 +125,11 @@ public final class TimedCommunicator: Communicator {
         Trace.record(s.name, "communication", start: s.start, end: end, track: Trace.inFlightTrack,
                      args: [("bytes", Double(4 * request.count))])
     }
+}
+
+/// Watches a rank's communication calls: `TimedCommunicator` tells it when each
+/// begins (with its name, e.g. "gradient allreduce: allreduce_sum") and ends.
+public protocol CollectiveMonitor: AnyObject {
+    func collectiveBegan(_ name: String)
+    func collectiveEnded()
 }

@@ -49,9 +49,11 @@ public enum Evaluator {
     /// ELBO, recon, KL and active units on the same pass. Data points are
     /// sharded over ranks; noise is keyed by (seed, global index, k), so the
     /// result does not depend on the rank count beyond float rounding.
+    /// `progress` is called after each chunk of K samples (the stall
+    /// watchdog's sign of life: a pass with large K has no other call for minutes).
     public static func likelihood(parameters: ParameterStore, shape: VAEShape, feed: DataFeed, comm: Communicator,
                                   iwSamples K: Int, seed: UInt32, auThreshold: Double = 0.01,
-                                  chunkRows: Int = 2048) -> LikelihoodResult {
+                                  chunkRows: Int = 2048, progress: () -> Void = {}) -> LikelihoodResult {
         precondition(K >= 1)
         let kChunk = min(K, chunkRows)
         let perChunk = max(1, chunkRows / kChunk)
@@ -90,6 +92,7 @@ public enum Evaluator {
                             rng.fillNormal(eps + (i * kk + l) * d, count: d, c1: UInt32(g), c2: 0, c3: UInt32(k0 + l))
                         }
                     }
+                    progress()
                     vae.reparameterize(eps: eps, n: n, samples: kk)
                     vae.decode(rows: n * kk)
                     vae.reconstruction(x, n: n, samples: kk, gradScale: nil)

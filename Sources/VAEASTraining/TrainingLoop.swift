@@ -49,6 +49,10 @@ public final class TrainingLoop {
     public var runDirectory: String?
     /// Where to start: `.start`, or a restored checkpoint's position (`--resume`).
     public var start = TrainingPosition.start
+    /// `train.stall_timeout`: told of every step, phase and communication call.
+    public var watchdog: StallWatchdog? {
+        didSet { step.comm.monitor = watchdog }
+    }
     private var lastStateSave = Date()
 
     public func run() throws {
@@ -77,6 +81,8 @@ public final class TrainingLoop {
             let samplesBefore = total.count   // done before a resume: not part of this epoch's rate
             try perm.withUnsafeBufferPointer { p in
                 for s in (resumed ? position.stepInEpoch : 0)..<stepsPerEpoch {
+                    watchdog?.mark(step: step.globalStep + 1, phase: "training step")
+                    FaultInjection.stallIfAsked(step: step.globalStep + 1, rank: comm.rank)
                     step.requestStop = Preemption.signal != 0
                     step.requestCheckpoint = comm.isRoot && t.checkpointMinutes > 0
                         && Date().timeIntervalSince(lastStateSave) >= t.checkpointMinutes * 60
@@ -119,6 +125,7 @@ public final class TrainingLoop {
             let evalDue = config.eval.every > 0 && (epoch % config.eval.every == 0 || last)
             var evalSeconds = 0.0
             if evalDue, let testFeed {
+                watchdog?.mark(step: step.globalStep, phase: "evaluation after epoch \(epoch)")
                 let e0 = Date()
                 Trace.span("evaluation", "evaluation") { evaluate(testFeed, into: &record) }
                 evalSeconds = Date().timeIntervalSince(e0)
@@ -132,6 +139,7 @@ public final class TrainingLoop {
             record.set("eval_seconds", evalSeconds)
             record.set("elapsed", Date().timeIntervalSince(runStart))
             history.append(record)
+            watchdog?.mark(step: step.globalStep, phase: "end of epoch \(epoch) (metrics, checkpoint)")
             let checkpointDue = last || (t.checkpointEvery > 0 && epoch % t.checkpointEvery == 0)
             // Gathering the partitioned rows is collective; only rank 0 writes.
             metadata.epoch = epoch
@@ -196,15 +204,18 @@ public final class TrainingLoop {
     private func evaluate(_ feed: DataFeed, into record: inout JSONRecord) {
         let e = config.eval
         let seed = model.spec.seed
+        let watchdog = self.watchdog
+        let beat: () -> Void = { watchdog?.beat() }
         let single = Evaluator.likelihood(parameters: model.parameters, shape: model.spec.shape, feed: feed, comm: comm,
-                                          iwSamples: 1, seed: seed, auThreshold: e.auThreshold, chunkRows: e.batch)
+                                          iwSamples: 1, seed: seed, auThreshold: e.auThreshold, chunkRows: e.batch,
+                                          progress: beat)
         record.set("test_elbo", single.elbo)
         record.set("test_recon", single.recon)
         record.set("test_kl", single.kl)
         record.set("test_au", single.activeUnits)
         if e.iwSamples > 0 {
             let r = Evaluator.likelihood(parameters: model.parameters, shape: model.spec.shape, feed: feed, comm: comm,
-                                         iwSamples: e.iwSamples, seed: seed, auThreshold: e.auThreshold)
+                                         iwSamples: e.iwSamples, seed: seed, auThreshold: e.auThreshold, progress: beat)
             record.set("test_nll", r.nll)
             record.set("iw_samples", r.iwSamples)
         }

@@ -154,7 +154,8 @@ public enum TrainingCheckpoint {
     /// The newest checkpoint under `runDirectory/checkpoints` whose manifest
     /// parses and whose files have the recorded sizes and CRC-32s, and what
     /// was skipped on the way (newest first) with the reason.
-    public static func newestIntact(in runDirectory: String) -> (path: String, manifest: StateManifest, skipped: [String])? {
+    /// `path` and `manifest` are nil when none is intact; `count` is how many there were.
+    public static func newestIntact(in runDirectory: String) -> (path: String?, manifest: StateManifest?, skipped: [String], count: Int) {
         let root = runDirectory + "/checkpoints"
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
             .filter { $0.hasPrefix("step-") }.sorted(by: >)
@@ -162,12 +163,12 @@ public enum TrainingCheckpoint {
         for name in names {
             let dir = root + "/" + name
             do {
-                return (dir, try verify(dir), skipped)
+                return (dir, try verify(dir), skipped, names.count)
             } catch {
                 skipped.append("\(error)")
             }
         }
-        return nil
+        return (nil, nil, skipped, names.count)
     }
 
     /// Reads and checks a checkpoint directory: the manifest, then every file's size and CRC-32.

@@ -110,6 +110,16 @@ enum Runtime {
         return config
     }
 
+    /// A relative `data.dir` made absolute against the working directory (every
+    /// rank's: mpirun and srun start ranks there), so that the run's config.yaml
+    /// and checkpoints still find the data when resumed from elsewhere.
+    static func absoluteDataDir(_ config: inout TrainConfig) throws {
+        let d = config.data.dir
+        guard !d.isEmpty, !d.hasPrefix("/") else { return }
+        let cwd = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)
+        try config.set("data.dir", to: .string(URL(fileURLWithPath: d, relativeTo: cwd).standardizedFileURL.path))
+    }
+
     /// Where to look for the data, in order: data.dir (or --data-dir) alone
     /// when set; else $VAEAS_DATA_DIR, then the dataset's standard location
     /// (Fashion-MNIST's /usr/share/datasets/fashion-mnist), so that a

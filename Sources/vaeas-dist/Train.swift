@@ -27,6 +27,11 @@ struct Train: ParsableCommand {
         at once. Under mpirun send SIGUSR1 to mpirun (forwarded to every rank); under srun, \
         scancel or --signal=USR1@SECONDS.
 
+        A rank that makes no progress for train.stall_timeout seconds (default 300; a peer \
+        frozen or a call that never returns) ends the job with exit status \(StallWatchdog.exitStatus): \
+        every live rank prints where it waits and which ranks it waits for, also written to \
+        RUN/stall-rank-K.txt.
+
         Examples:
           mpirun -n 2 vaeas-dist train --config configs/mnist-vaeas-quick.yaml --data-dir ../shared/data --out runs/quick
           mpirun -n 3 vaeas-dist train --resume runs/quick --set train.epochs=20
@@ -35,7 +40,7 @@ struct Train: ParsableCommand {
     /// Keys `--resume` lets `--set` change: none alters the trajectory up to the
     /// checkpoint (`train.lr` alters it from there on: allowed to recover from a divergence).
     static let resumableKeys = ["train.epochs", "train.max_steps", "train.log_every", "train.checkpoint_every",
-                                "train.checkpoint_steps", "train.checkpoint_minutes", "train.keep_checkpoints", "train.lr",
+                                "train.checkpoint_steps", "train.checkpoint_minutes", "train.keep_checkpoints", "train.lr", "train.stall_timeout",
                                 "eval.every", "eval.batch", "eval.iw_samples", "eval.au_threshold", "data.dir"]
 
     @OptionGroup var options: ConfigOptions
@@ -70,7 +75,8 @@ struct Train: ParsableCommand {
             // Every rank resolves the config and loads its data; they agree on the outcome,
             // so a rank whose data is missing ends the job instead of leaving the others waiting.
             let (config, data) = try comm.agree { () throws -> (TrainConfig, (train: Dataset, test: Dataset?)) in
-                let config = try options.resolve()
+                var config = try options.resolve()
+                try Runtime.absoluteDataDir(&config)
                 return (config, try Runtime.loadData(config))
             }
             if dryRun { return try RunReport.dryRun(config: config, train: data.train, comm: comm) }
@@ -100,6 +106,13 @@ struct Train: ParsableCommand {
         }
         let first = loop.start.globalStep + 1
         loop.step.timeline = timelineOptions.writer(comm: comm, defaultWindow: first...(first + 19))
+        if config.train.stallTimeout > 0 {
+            let watchdog = StallWatchdog(timeout: config.train.stallTimeout, rank: comm.rank, size: comm.size,
+                                         host: Runtime.hostName(), runDirectory: directory)
+            loop.watchdog = watchdog
+            watchdog.start()
+        }
+        defer { loop.watchdog?.stop() }
         let t0 = Date()
         try loop.run()
         try loop.step.timeline?.finish()
@@ -111,39 +124,28 @@ struct Train: ParsableCommand {
     /// the logs trimmed to the checkpoint and appended to.
     func resumeRun(_ dir: String, comm: Communicator) throws {
         // Rank 0 chooses (and says what it skipped); every rank then reads that one.
+        // "" = the run has no checkpoint yet (killed before its first): it starts over from step 0.
         let chosen = try comm.rootOnly { () throws -> String in
-            guard let found = TrainingCheckpoint.newestIntact(in: dir) else {
-                let why = FileManager.default.fileExists(atPath: dir + "/checkpoints")
-                    ? "none of its checkpoints is intact" : "it has no checkpoints/ directory"
-                throw CheckpointError(path: dir, message: "cannot resume: \(why)")
-            }
+            let found = TrainingCheckpoint.newestIntact(in: dir)
             for s in found.skipped { print("resume: skipping \(s)") }
+            guard let path = found.path else {
+                if found.count > 0 {
+                    throw CheckpointError(path: dir, message: "cannot resume: none of its \(found.count) checkpoint(s) is intact ("
+                                          + found.skipped.joined(separator: "; ") + ")")
+                }
+                guard FileManager.default.fileExists(atPath: dir + "/config.yaml") else {
+                    throw CheckpointError(path: dir, message: "cannot resume: no checkpoints/ and no config.yaml (not a vaeas-dist train directory)")
+                }
+                return ""
+            }
             TrainingCheckpoint.removeStaleTemporaries(in: dir)
-            return found.path
+            return path
         }
         let path = String(decoding: comm.broadcast(bytes: Array((chosen ?? "").utf8)), as: UTF8.self)
+        if path.isEmpty { return try restartRun(dir, comm: comm) }
         let (manifest, config, data) = try comm.agree { () throws -> (StateManifest, TrainConfig, (train: Dataset, test: Dataset?)) in
             let manifest = try TrainingCheckpoint.verify(path)
-            var config = try TrainConfig.parse(yaml: manifest.config, source: path + "/manifest.json")
-            // A run begun before objective.md_estimator existed (issue #20) trained MD̂ = KL − Î: it goes on so,
-            // not with today's default.
-            if !manifest.config.contains("md_estimator:") {
-                try config.set("objective.md_estimator", choice: MDEstimator.klMinusMI)
-                if comm.isRoot && config.objective.kind == .vaeas {
-                    print("resume: the run's config predates objective.md_estimator; continuing with kl_minus_mi, the objective it was trained with")
-                }
-            }
-            for o in options.overrides {
-                let key = String(o[..<(o.firstIndex(of: "=") ?? o.endIndex)]).trimmingCharacters(in: .whitespaces)
-                guard Train.resumableKeys.contains(key) else {
-                    throw ConfigError(key: key, source: "--set", message: "cannot change on --resume: it alters the trajectory "
-                                      + "of the run being continued; keys --resume can change: "
-                                      + Train.resumableKeys.joined(separator: ", "))
-                }
-                try config.set(o)
-            }
-            if let d = options.dataDir { try config.set("data.dir", to: .string(d)) }
-            try config.validate()
+            let config = try resumedConfig(yaml: manifest.config, source: path + "/manifest.json", comm: comm)
             return (manifest, config, try Runtime.loadData(config))
         }
         let position = manifest.position
@@ -163,6 +165,54 @@ struct Train: ParsableCommand {
         try drive(loop, directory: dir, config: config, comm: comm,
                   announce: "vaeas-dist train: resuming \(dir) from \(URL(fileURLWithPath: path).lastPathComponent) "
                       + "(epoch \(position.epoch), step \(position.globalStep); saved at \(manifest.ranks) rank(s), now \(comm.size))")
+    }
+
+    /// The run's recorded config with the overrides `--resume` allows.
+    func resumedConfig(yaml: String, source: String, comm: Communicator) throws -> TrainConfig {
+        var config = try TrainConfig.parse(yaml: yaml, source: source)
+        // A run begun before objective.md_estimator existed (issue #20) trained MD̂ = KL − Î: it goes on so,
+        // not with today's default.
+        if !yaml.contains("md_estimator:") {
+            try config.set("objective.md_estimator", choice: MDEstimator.klMinusMI)
+            if comm.isRoot && config.objective.kind == .vaeas {
+                print("resume: the run's config predates objective.md_estimator; continuing with kl_minus_mi, the objective it was trained with")
+            }
+        }
+        for o in options.overrides {
+            let key = String(o[..<(o.firstIndex(of: "=") ?? o.endIndex)]).trimmingCharacters(in: .whitespaces)
+            guard Train.resumableKeys.contains(key) else {
+                throw ConfigError(key: key, source: "--set", message: "cannot change on --resume: it alters the trajectory "
+                                  + "of the run being continued; keys --resume can change: "
+                                  + Train.resumableKeys.joined(separator: ", "))
+            }
+            try config.set(o)
+        }
+        if let d = options.dataDir { try config.set("data.dir", to: .string(d)) }
+        try Runtime.absoluteDataDir(&config)
+        try config.validate()
+        return config
+    }
+
+    /// `--resume` of a run stopped before its first checkpoint (a requeued
+    /// job preempted early): the run starts over from step 0 in its own
+    /// directory with its config.yaml, its logs emptied.
+    func restartRun(_ dir: String, comm: Communicator) throws {
+        let (config, data) = try comm.agree { () throws -> (TrainConfig, (train: Dataset, test: Dataset?)) in
+            let yaml = try String(contentsOfFile: dir + "/config.yaml", encoding: .utf8)
+            let config = try resumedConfig(yaml: yaml, source: dir + "/config.yaml", comm: comm)
+            return (config, try Runtime.loadData(config))
+        }
+        let output: RunOutput? = try comm.rootOnly {
+            let o = try RunOutput(resuming: dir, metricsLines: 0, stepsLines: 0, stepLog: config.train.logEvery > 0)
+            try o.writeConfig(config.yaml())
+            return o
+        } ?? nil
+        let loop = try comm.agree {
+            try TrainingLoop.make(config: config, train: data.train, test: data.test, comm: comm, output: output)
+        }
+        try RunReport.recordStart(in: dir, config: config, step: loop.step, comm: comm)
+        try drive(loop, directory: dir, config: config, comm: comm,
+                  announce: "vaeas-dist train: \(dir) has no checkpoint yet (stopped before its first); starting it from step 0 with its config.yaml")
     }
 
     /// Chosen on rank 0 (its clock) and broadcast, so every rank agrees.

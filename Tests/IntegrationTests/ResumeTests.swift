@@ -141,7 +141,50 @@ final class ResumeTests: XCTestCase {
         }
         let none = try CLI.run(["train", "--resume", out, "--set", "train.epochs=3"], ranks: 2)
         XCTAssertNotEqual(none.status, 0)
-        XCTAssertTrue(none.stderr.contains(out) && none.stderr.contains("none of its checkpoints is intact"), none.output)
+        XCTAssertTrue(none.stderr.contains(out) && none.stderr.contains("checkpoint(s) is intact ("), none.output)
+        XCTAssertTrue(none.stderr.contains("replicated.safetensors"), "the reasons are given: \(none.output)")
+    }
+
+    /// A relative --data-dir is recorded absolute (issue #21), so that the run
+    /// resumes from another working directory. Before, config.yaml kept it relative.
+    func testRelativeDataDirIsRecordedAbsoluteAndResumesFromElsewhere() throws {
+        let out = CLI.temporaryDirectory("resume-reldata")
+        let cwd = FileManager.default.currentDirectoryPath
+        let absolute = URL(fileURLWithPath: CLI.sharedData).standardizedFileURL.path
+        let relative = String(repeating: "../", count: cwd.split(separator: "/").count) + String(absolute.drop { $0 == "/" })
+        var args = arguments(out: out, ["--set", "train.epochs=1", "--set", "eval.every=0"])
+        args[try XCTUnwrap(args.firstIndex(of: CLI.sharedData))] = relative
+        let r = try CLI.run(args)
+        XCTAssertEqual(r.status, 0, r.output)
+        let yaml = try String(contentsOfFile: out + "/config.yaml", encoding: .utf8)
+        XCTAssertTrue(yaml.contains(absolute) && !yaml.contains(relative), yaml)
+        // From a directory deep enough that the relative path would point elsewhere.
+        let elsewhere = CLI.temporaryDirectory("resume-reldata-cwd") + String(repeating: "/d", count: cwd.split(separator: "/").count + 1)
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        let resumed = try CLI.run(["train", "--resume", out, "--set", "train.epochs=2"], prefix: ["-C", elsewhere])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+    }
+
+    /// Stopped before its first checkpoint (issue #21: a requeued SLURM job preempted
+    /// early): `--resume` starts the run over from step 0 in its directory and says so,
+    /// and the result equals a run that was never stopped. Before, neither --resume
+    /// (no checkpoint) nor a fresh start (directory not empty) worked.
+    func testResumeBeforeTheFirstCheckpointStartsFromStepZero() throws {
+        let out = CLI.temporaryDirectory("resume-none-yet")
+        // A hang at step 5 ended by the stall watchdog stands for a kill before any checkpoint.
+        let r0 = try CLI.run(arguments(out: out, ["--set", "train.epochs=2", "--set", "train.checkpoint_every=0",
+                                                  "--set", "train.stall_timeout=1"]),
+                             environment: ["VAEAS_TEST_STALL": "5"])
+        XCTAssertNotEqual(r0.status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/checkpoints/step-000000005"))
+        let resumed = try CLI.run(["train", "--resume", out])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.stdout.contains("has no checkpoint yet") && resumed.stdout.contains("starting it from step 0"), resumed.output)
+        let reference = CLI.temporaryDirectory("resume-none-yet-ref")
+        let ref = try CLI.run(arguments(out: reference, ["--set", "train.epochs=2", "--set", "train.checkpoint_every=0"]))
+        XCTAssertEqual(ref.status, 0, ref.output)
+        XCTAssertEqual(bytes(out + "/model.safetensors"), bytes(reference + "/model.safetensors"))
+        XCTAssertEqual(try CLI.jsonLines(out + "/metrics.jsonl").count, 2)
     }
 
     /// A stop signal to one rank (SIGTERM), or SIGUSR1 to mpirun (which
