@@ -61,6 +61,16 @@ public func makeGradientReducer(_ reduction: GradientReduction, model: VAEASMode
     return BlockingReducer(store: model.parameters, comm: comm)
 }
 
+/// A reduction done in one blocking call after backward, on the timeline as
+/// "gradient reduction"; all of its time is exposed and in flight.
+func blockingReduction(comm: TimedCommunicator, bytes: Int, phases: inout PhaseTimes, _ body: () -> Void) {
+    let r0 = comm.seconds
+    Trace.span("gradient reduction", "communication", body)
+    phases.gradientExposed += comm.seconds - r0
+    phases.gradientInFlight += comm.seconds - r0
+    phases.gradientBytes += bytes
+}
+
 /// One blocking allreduce of the whole fused buffer after backward (and the
 /// shared bookkeeping of the two allreduce strategies).
 public class BlockingReducer: GradientReducer {
@@ -76,14 +86,9 @@ public class BlockingReducer: GradientReducer {
     public func beginBackward() {}
 
     public func reduce(phases: inout PhaseTimes) -> Double {
-        let r0 = comm.seconds
-        Trace.span("gradient reduction", "communication") {
+        blockingReduction(comm: comm, bytes: 4 * store.count, phases: &phases) {
             comm.labeled("gradient allreduce") { comm.allreduceSum(store.gradBuffer) }
         }
-        // Blocking: in flight = exposed.
-        phases.gradientExposed += comm.seconds - r0
-        phases.gradientInFlight += comm.seconds - r0
-        phases.gradientBytes += 4 * store.count
         return 0
     }
 
@@ -167,17 +172,13 @@ public final class ZeRO1Reducer: GradientReducer {
     public func beginBackward() {}
 
     public func reduce(phases: inout PhaseTimes) -> Double {
-        let r0 = comm.seconds
-        Trace.span("gradient reduction", "communication") {
+        blockingReduction(comm: comm, bytes: 4 * store.count, phases: &phases) {
             comm.labeled("ZeRO gradient reduce-scatter") {
                 comm.reduceScatterv(send: UnsafeBufferPointer(store.gradBuffer),
                                     receive: UnsafeMutableBufferPointer(start: slice, count: optimizerSlice.count),
                                     counts: counts)
             }
         }
-        phases.gradientExposed += comm.seconds - r0
-        phases.gradientInFlight += comm.seconds - r0
-        phases.gradientBytes += 4 * store.count
         // Each rank holds only its slice of the reduced gradient: its sum joins the step's finite check.
         return Kernels.sum(slice, count: optimizerSlice.count)
     }
