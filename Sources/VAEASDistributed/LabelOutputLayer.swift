@@ -70,6 +70,19 @@ extension ShardedParameters {
     public var rowsToSave: Range<Int> { 0..<ownedRows }
 }
 
+extension ShardedParameters where Self: LabelOutputLayer {
+    /// Σ g² over the rows this rank accounts for (`rowsToSave`): summed over
+    /// ranks, every global row counts once. The tree's replicated top holds
+    /// the same summed gradient on every rank; counting it once per rank made
+    /// ‖∇‖, and so `train.clip_grad_norm`'s scale, depend on P (issue #21, defect 6).
+    public func uniqueGradientSquares() -> Double {
+        let rows = rowsToSave, h = width
+        guard !rows.isEmpty else { return 0 }
+        return Kernels.sumOfSquares(store.grads + weightOffset + rows.lowerBound * h, count: rows.count * h)
+            + Kernels.sumOfSquares(store.grads + biasOffset + rows.lowerBound, count: rows.count)
+    }
+}
+
 /// The layer in the checkpoint: gathered in label (or preorder) order on rank 0.
 public protocol ShardedCheckpoint: AnyObject {
     /// The whole layer on rank 0 (collective; nil elsewhere).

@@ -225,7 +225,8 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
             let row = Int(touched[i])
             s += Kernels.sum(store.grads + weight + row * width, count: width) + Double(store.grads[bias + row])
         }
-        if topCount > 0 { s += Kernels.sum(store.grads + weight, count: topCount * width) }
+        // The top's summed gradient includes other ranks' contributions.
+        if topCount > 0 { s += Kernels.sum(store.grads + weight, count: topCount * width) + Kernels.sum(store.grads + bias, count: topCount) }
         return s
     }
 

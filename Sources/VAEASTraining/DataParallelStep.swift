@@ -162,13 +162,19 @@ public final class DataParallelStep {
         phases.classifierOptimizer += clock.lap()
     }
 
-    /// torch.nn.utils.clip_grad_norm_: the global ‖g‖₂ over the replicated
-    /// gradient (the same on every rank after the reduction) and every rank's
-    /// classifier rows; all gradients scaled by min(1, c / (‖g‖ + 10⁻⁶)).
+    /// ‖∇‖₂ of the step just computed (collective): the replicated gradient,
+    /// the same on every rank after the reduction, and the output layer's rows
+    /// summed over ranks with each global row counted once.
+    public func gradientNorm() -> Double {
+        let local = model.classifier?.output.uniqueGradientSquares() ?? 0
+        return (replicatedGradientSquares + comm.sum([local])[0]).squareRoot()
+    }
+
+    /// torch.nn.utils.clip_grad_norm_: all gradients scaled by
+    /// min(1, c / (‖g‖ + 10⁻⁶)), ‖g‖ the global norm (`gradientNorm`).
     private func clipGradients(maxNorm: Double) {
         let shard = model.classifier?.output.store
-        let local = shard.map { Kernels.sumOfSquares($0.grads, count: $0.count) } ?? 0
-        let norm = (replicatedGradientSquares + comm.sum([local])[0]).squareRoot()
+        let norm = gradientNorm()
         lastGradNorm = norm
         let scale = maxNorm / (norm + 1e-6)
         guard scale < 1 else { return }

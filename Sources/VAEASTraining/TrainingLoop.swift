@@ -186,16 +186,9 @@ public final class TrainingLoop {
         r.set("lr", config.train.lr * f)
         if config.train.clsLR > 0 { r.set("cls_lr", config.train.clsLR * f) }
         if config.objective.klAnnealSteps > 0 { r.set("beta", model.objective.beta) }
-        r.set("grad_norm", step.lastGradNorm ?? gradientNorm())
+        r.set("grad_norm", step.lastGradNorm ?? step.gradientNorm())
         r.set("time", elapsed)
         _ = try comm.rootOnly { try output?.appendStep(r) }
-    }
-
-    /// ‖∇‖₂ of the last step: the replicated gradient is the same on every
-    /// rank; the output layer's rows are summed over ranks.
-    private func gradientNorm() -> Double {
-        let shard = model.classifier.map { Kernels.sumOfSquares($0.output.store.grads, count: $0.output.store.count) } ?? 0
-        return (step.replicatedGradientSquares + comm.sum([shard])[0]).squareRoot()
     }
 
     /// Test ELBO, recon, KL and active units with one fixed noise draw per
