@@ -29,8 +29,9 @@ public enum DurableFile {
 
     public static func crc32(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { crc32(UnsafeRawBufferPointer($0)) } }
 
-    public static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-        var crc: uLong = CZlib.crc32(0, nil, 0)
+    /// CRC-32 of `bytes`; `continuing` a CRC of earlier bytes gives that of their concatenation.
+    public static func crc32(_ bytes: UnsafeRawBufferPointer, continuing previous: UInt32? = nil) -> UInt32 {
+        var crc: uLong = previous.map { uLong($0) } ?? CZlib.crc32(0, nil, 0)
         var offset = 0
         while offset < bytes.count {
             let n = min(bytes.count - offset, 1 << 30)

@@ -179,6 +179,8 @@ public struct RunOutputError: Error, CustomStringConvertible {
 public struct JSONRecord: Sendable {
     public enum Value: Sendable {
         case int(Int), double(Double), string(String), bool(Bool)
+        /// Already JSON (an object or array), written as is.
+        case json(String)
     }
     public private(set) var fields: [(String, Value)] = []
     public init() {}
@@ -187,6 +189,7 @@ public struct JSONRecord: Sendable {
     public mutating func set(_ key: String, _ v: Double) { fields.append((key, .double(v))) }
     public mutating func set(_ key: String, _ v: String) { fields.append((key, .string(v))) }
     public mutating func set(_ key: String, _ v: Bool) { fields.append((key, .bool(v))) }
+    public mutating func set(_ key: String, json: String) { fields.append((key, .json(json))) }
 
     public var json: String {
         "{" + fields.map { "\(JSONRecord.quote($0.0)): \(JSONRecord.render($0.1))" }.joined(separator: ", ") + "}"
@@ -198,6 +201,7 @@ public struct JSONRecord: Sendable {
         case .double(let d): return d.isFinite ? "\(d)" : "null"
         case .string(let s): return quote(s)
         case .bool(let b): return b ? "true" : "false"
+        case .json(let j): return j
         }
     }
 

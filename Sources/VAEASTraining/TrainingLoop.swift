@@ -19,6 +19,8 @@ public final class TrainingLoop {
     public private(set) var history: [JSONRecord] = []
     /// What the checkpoint's metadata says about this run.
     public private(set) var metadata: CheckpointMetadata
+    /// The run's identity as this rank sees it (its data): in every training-state manifest.
+    public let identity: RunIdentity
 
     public init(config: TrainConfig, step: DataParallelStep, test: Dataset?, output: RunOutput?) throws {
         if let test, test.dimension != step.feed.dimension {
@@ -32,6 +34,7 @@ public final class TrainingLoop {
         metadata = CheckpointMetadata(model: step.model.spec, dataset: config.data.name, binarize: config.data.binarize,
                                       trainSamples: step.feed.count)
         if config.data.limit > 0 { metadata.trainSubset = TrainingSubset(config.data) }
+        identity = RunIdentity(config: config, spec: step.model.spec, train: step.feed.dataset, test: test)
     }
 
     /// The model of `config` over `train`, its step and the loop.
@@ -167,8 +170,8 @@ public final class TrainingLoop {
         let t = Trace.now()
         defer { Trace.complete("training-state checkpoint (step \(position.globalStep))", "checkpoint", since: t) }
         // The lines known on rank 0 go into the manifest rank 0 writes.
-        try TrainingCheckpoint.save(step, position: position, config: config.yaml(), runDirectory: runDirectory,
-                                    keep: config.train.keepCheckpoints)
+        try TrainingCheckpoint.save(step, position: position, config: config.yaml(), identity: identity,
+                                    runDirectory: runDirectory, keep: config.train.keepCheckpoints)
         lastStateSave = Date()
     }
 

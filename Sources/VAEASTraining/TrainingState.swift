@@ -70,6 +70,8 @@ public struct StateManifest: Codable, Sendable {
     /// Adam's step count t of the partitioned layer (0 before its first update).
     public var outputAdamStep: Int?
     public var shards: [Shard]
+    /// What the checkpoint must share with a run that resumes it (nil: written before issue #21's identities).
+    public var identity: RunIdentity?
 }
 
 /// Sharded, atomic training-state checkpoints (PyTorch DCP's layout):
@@ -77,7 +79,8 @@ public struct StateManifest: Codable, Sendable {
 ///     checkpoints/step-000000123/
 ///       replicated.safetensors    rank 0: every replicated tensor, its Adam exp_avg and exp_avg_sq
 ///       shard-R-of-P.safetensors  rank R: its rows of the partitioned layer, with their moments
-///       manifest.json             rank 0, last: position, config, shards, sizes and CRC-32s
+///       manifest.json             rank 0, last: position, config, run identity, shards, sizes and CRC-32s
+///       manifest.crc32            rank 0: the manifest's own CRC-32 (a hand-edited manifest is refused)
 ///
 /// Written into `.tmp-step-…`, each file fsynced, renamed into place, parent
 /// fsynced. A V × h layer never passes through one rank. Loading at another
@@ -88,7 +91,7 @@ public enum TrainingCheckpoint {
     /// Writes the state of `step` at `position` under `runDirectory/checkpoints`
     /// and keeps the newest `keep` (0 = all). Collective; returns the directory.
     @discardableResult
-    public static func save(_ step: DataParallelStep, position: TrainingPosition, config: String,
+    public static func save(_ step: DataParallelStep, position: TrainingPosition, config: String, identity: RunIdentity?,
                             runDirectory: String, keep: Int) throws -> String {
         let comm = step.comm, model = step.model
         let root = runDirectory + "/checkpoints"
@@ -136,10 +139,13 @@ public enum TrainingCheckpoint {
                                          config: config, files: files, labels: labels,
                                          width: model.classifier?.output.width,
                                          softmax: model.spec.classifier?.softmax.rawValue,
-                                         outputAdamStep: model.classifier?.output.optimizer?.step, shards: shards)
+                                         outputAdamStep: model.classifier?.output.optimizer?.step, shards: shards,
+                                         identity: identity)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try DurableFile.write([UInt8](try encoder.encode(manifest)), to: tmp + "/manifest.json")
+            let manifestBytes = [UInt8](try encoder.encode(manifest))
+            try DurableFile.write(manifestBytes, to: tmp + "/manifest.json")
+            try DurableFile.write(Array((RunIdentity.hex(DurableFile.crc32(manifestBytes)) + "\n").utf8), to: tmp + "/manifest.crc32")
             if FileManager.default.fileExists(atPath: final) { try FileManager.default.removeItem(atPath: final) }
             guard rename(tmp, final) == 0 else {
                 throw CheckpointError(path: final, message: "cannot rename \(tmp) into place: \(String(cString: strerror(errno)))")
@@ -171,11 +177,20 @@ public enum TrainingCheckpoint {
         return (nil, nil, skipped, names.count)
     }
 
-    /// Reads and checks a checkpoint directory: the manifest, then every file's size and CRC-32.
+    /// Reads and checks a checkpoint directory: the manifest against its
+    /// checksum (`manifest.crc32`) and its directory's step, then every
+    /// file's size and CRC-32.
     public static func verify(_ dir: String) throws -> StateManifest {
         let manifestPath = dir + "/manifest.json"
         guard let data = FileManager.default.contents(atPath: manifestPath) else {
             throw CheckpointError(path: dir, message: "incomplete: no manifest.json (the write was interrupted)")
+        }
+        let checksum = FileManager.default.contents(atPath: dir + "/manifest.crc32")
+            .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let crc = RunIdentity.hex(data.withUnsafeBytes { DurableFile.crc32($0) })
+        if let checksum, checksum != crc {
+            throw CheckpointError(path: manifestPath, message: "CRC-32 \(crc), manifest.crc32 says \(checksum): the manifest was "
+                                  + "changed after it was written (edited by hand, or corrupt)")
         }
         let manifest: StateManifest
         do { manifest = try JSONDecoder().decode(StateManifest.self, from: data) } catch {
@@ -183,6 +198,15 @@ public enum TrainingCheckpoint {
         }
         guard manifest.format == StateManifest.currentFormat else {
             throw CheckpointError(path: manifestPath, message: "format '\(manifest.format)', expected '\(StateManifest.currentFormat)'")
+        }
+        // Checkpoints with a run identity were written with a checksum beside them.
+        if checksum == nil && manifest.identity != nil {
+            throw CheckpointError(path: dir + "/manifest.crc32", message: "missing: the manifest cannot be checked")
+        }
+        let name = URL(fileURLWithPath: dir).lastPathComponent
+        if name.hasPrefix("step-"), let n = Int(name.dropFirst(5)), n != manifest.position.globalStep {
+            throw CheckpointError(path: manifestPath, message: "position.globalStep \(manifest.position.globalStep) does not match "
+                                  + "the directory's step \(n)")
         }
         for f in manifest.files {
             let path = dir + "/" + f.name
@@ -218,6 +242,18 @@ public enum TrainingCheckpoint {
             }
             guard let s = file.metadata["adam_step"].flatMap(Int.init) else {
                 throw CheckpointError(path: file.path, message: "__metadata__ key 'adam_step' missing")
+            }
+            // The position must be one this run could have reached: the manifest against the tensors' file and the data.
+            let position = manifest.position, perEpoch = step.stepsPerEpoch
+            if let g = file.metadata["global_step"].flatMap(Int.init), g != position.globalStep {
+                throw CheckpointError(path: dir + "/manifest.json", message: "position.globalStep \(position.globalStep), but "
+                                      + "replicated.safetensors was written at step \(g)")
+            }
+            guard position.epoch >= 1, (0...perEpoch).contains(position.stepInEpoch),
+                  position.globalStep == (position.epoch - 1) * perEpoch + position.stepInEpoch else {
+                throw CheckpointError(path: dir + "/manifest.json", message: "position (epoch \(position.epoch), stepInEpoch "
+                                      + "\(position.stepInEpoch), globalStep \(position.globalStep)) is not a point of this run, "
+                                      + "which takes \(perEpoch) steps per epoch")
             }
             step.restoreOptimizer(step: s, m: m, v: v)
             // Older checkpoints have one count: the classifier's group stepped with the rest.

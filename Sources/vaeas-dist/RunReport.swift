@@ -7,11 +7,12 @@ import VAEASData
 /// What `train` tells the person running it: one header, one summary, the
 /// `--dry-run` report, and `run.jsonl` (one line per start: command line,
 /// version, commit, ranks, hosts, BLAS threads per rank, the BLAS library, its
-/// version and kernel per rank, the CPU, and BLAS variables the environment sets).
+/// version and kernel per rank, the CPU, BLAS variables the environment sets,
+/// the run's identity, and on a resume the config changes from the checkpoint's).
 enum RunReport {
     /// One line per start of the run (a new run or a resume), appended by rank 0.
-    static func recordStart(in directory: String, config: TrainConfig, step: DataParallelStep, comm: Communicator,
-                            resumedFrom: String? = nil) throws {
+    static func recordStart(in directory: String, config: TrainConfig, loop: TrainingLoop, comm: Communicator,
+                            resumedFrom: String? = nil, changes: [TrainConfig.Change]? = nil) throws {
         let hosts = comm.allgather(Runtime.hostName())
         let threads = comm.allgather("\(BLAS.threads)")
         // Per rank: a heterogeneous allocation can pick other kernels on other nodes.
@@ -30,6 +31,11 @@ enum RunReport {
             r.set("blas_kernel_per_rank", kernels.joined(separator: ","))
             r.setPlatform()
             if let resumedFrom { r.set("resumed_from", resumedFrom) }
+            // What --resume checks a checkpoint against, and what it was allowed to change.
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            r.set("identity", json: String(decoding: try encoder.encode(loop.identity), as: UTF8.self))
+            if let changes { r.set("config_changes", json: ResumePolicy.json(changes)) }
             let path = directory + "/run.jsonl"
             let line = Data((r.json + "\n").utf8)
             if let h = FileHandle(forWritingAtPath: path) {

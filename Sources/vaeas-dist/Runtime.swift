@@ -134,6 +134,17 @@ enum Runtime {
         return locations
     }
 
+    /// Every rank's copy of the data has the same content (collective): a node
+    /// whose local copy differs would train another model on its shard.
+    static func checkSameData(_ identity: RunIdentity, comm: Communicator) throws {
+        let mine = identity.data.map { "\($0.split) \($0.crc32) \($0.samples)" }.joined(separator: "; ")
+        let all = comm.allgather(mine)
+        guard let odd = all.firstIndex(where: { $0 != all[0] }) else { return }
+        throw DataError(path: identity.data.first?.file ?? "data",
+                        message: "rank \(odd) read data with other content than rank 0 (rank 0: \(all[0]); rank \(odd): \(all[odd])); "
+                            + "every rank must read the same files")
+    }
+
     /// Where the last `loadData` found the data, for a header to print.
     nonisolated(unsafe) static var dataLocation: DataLocation?
 

@@ -16,11 +16,15 @@ struct Train: ParsableCommand {
         Without --config the embedded default runs: Fashion-MNIST from \
         /usr/share/datasets/fashion-mnist, dynamically binarized (see `vaeas-dist show-config`).
 
-        --resume DIR continues the run in DIR from its newest intact checkpoint (a torn or \
-        corrupt one is skipped, with the reason), at any rank count, appending to its \
-        metrics.jsonl and steps.jsonl. With --resume, --set may change only keys that do not \
-        alter the trajectory: \(Train.resumableKeys.joined(separator: ", ")) (train.lr does \
-        alter it: allowed for recovering from a divergence).
+        --resume DIR continues the run in DIR from its newest intact checkpoint (a torn, \
+        corrupt or hand-edited one is skipped, with the reason), at any rank count, appending \
+        to its metrics.jsonl and steps.jsonl. The checkpoint must belong to the run: its \
+        config's trajectory keys must match DIR/config.yaml, and the training and test data \
+        must have the content it was trained on (a CRC-32 of the images and labels); \
+        otherwise --resume refuses, naming the key or file. With --resume, --set may change \
+        the keys that do not alter the trajectory (\(TrainConfig.resumableKeys.joined(separator: ", "))); \
+        any other key needs --allow-config-change KEY (e.g. a lower train.lr after a \
+        divergence). Every change from the checkpoint's config is recorded in DIR/run.jsonl.
 
         SIGTERM, SIGINT or SIGUSR1 on any rank: the ranks agree at the next step boundary, \
         write a checkpoint and exit with status \(Preemption.exitStatus); a second signal exits \
@@ -37,12 +41,6 @@ struct Train: ParsableCommand {
           mpirun -n 3 vaeas-dist train --resume runs/quick --set train.epochs=20
         """)
 
-    /// Keys `--resume` lets `--set` change: none alters the trajectory up to the
-    /// checkpoint (`train.lr` alters it from there on: allowed to recover from a divergence).
-    static let resumableKeys = ["train.epochs", "train.max_steps", "train.log_every", "train.checkpoint_every",
-                                "train.checkpoint_steps", "train.checkpoint_minutes", "train.keep_checkpoints", "train.lr", "train.stall_timeout",
-                                "eval.every", "eval.batch", "eval.iw_samples", "eval.au_threshold", "data.dir"]
-
     @OptionGroup var options: ConfigOptions
 
     @Option(name: .long, help: "Output directory (default: runs/<dataset>-<date>-<time>).")
@@ -53,6 +51,14 @@ struct Train: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Continue the run in DIR from its newest intact checkpoint.", valueName: "DIR"))
     var resume: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "With --resume: let KEY differ from the checkpoint's config, from DIR/config.yaml or a --set (repeatable). The change is recorded in DIR/run.jsonl.",
+        valueName: "KEY"))
+    var allowConfigChange: [String] = []
+
+    @Flag(name: .long, help: "With --resume: continue on training or test data whose content differs from what the checkpoint was trained on.")
+    var allowDataChange = false
 
     @Flag(name: .long, help: "Resolve the config, check the data on every rank, print the run's size and memory per rank, and exit.")
     var dryRun = false
@@ -65,6 +71,8 @@ struct Train: ParsableCommand {
             if options.config != nil { throw ValidationError("--resume uses the run's own config.yaml; drop --config (change keys with --set)") }
             if out != nil { throw ValidationError("--resume writes into its own directory; drop --out") }
             if overwrite { throw ValidationError("--resume appends to the run; drop --overwrite") }
+        } else if !allowConfigChange.isEmpty || allowDataChange {
+            throw ValidationError("--allow-config-change and --allow-data-change go with --resume DIR")
         }
     }
 
@@ -89,7 +97,7 @@ struct Train: ParsableCommand {
             let loop = try comm.agree {
                 try TrainingLoop.make(config: config, train: data.train, test: data.test, comm: comm, output: output)
             }
-            try RunReport.recordStart(in: outDir, config: config, step: loop.step, comm: comm)
+            try RunReport.recordStart(in: outDir, config: config, loop: loop, comm: comm)
             try drive(loop, directory: outDir, config: config, comm: comm, announce: nil)
         }
     }
@@ -104,6 +112,7 @@ struct Train: ParsableCommand {
             if let announce { print(announce) }
             print(RunReport.header(config: config, step: loop.step, directory: directory))
         }
+        try Runtime.checkSameData(loop.identity, comm: comm)
         let first = loop.start.globalStep + 1
         loop.step.timeline = timelineOptions.writer(comm: comm, defaultWindow: first...(first + 19))
         if config.train.stallTimeout > 0 {
@@ -143,12 +152,13 @@ struct Train: ParsableCommand {
         }
         let path = String(decoding: comm.broadcast(bytes: Array((chosen ?? "").utf8)), as: UTF8.self)
         if path.isEmpty { return try restartRun(dir, comm: comm) }
-        let (manifest, config, data) = try comm.agree { () throws -> (StateManifest, TrainConfig, (train: Dataset, test: Dataset?)) in
+        let name = "checkpoints/" + URL(fileURLWithPath: path).lastPathComponent
+        let (manifest, plan, data) = try comm.agree { () throws -> (StateManifest, ResumePlan, (train: Dataset, test: Dataset?)) in
             let manifest = try TrainingCheckpoint.verify(path)
-            let config = try resumedConfig(yaml: manifest.config, source: path + "/manifest.json", comm: comm)
-            return (manifest, config, try Runtime.loadData(config))
+            let plan = try resumedConfig(dir, checkpoint: (manifest.config, path + "/manifest.json", name), comm: comm)
+            return (manifest, plan, try Runtime.loadData(plan.config))
         }
-        let position = manifest.position
+        let config = plan.config, position = manifest.position
         let output: RunOutput? = try comm.rootOnly {
             let o = try RunOutput(resuming: dir, metricsLines: position.metricsLines, stepsLines: position.stepsLines,
                                   stepLog: config.train.logEvery > 0)
@@ -157,51 +167,70 @@ struct Train: ParsableCommand {
         } ?? nil
         let loop = try comm.agree { () throws -> TrainingLoop in
             let step = try DataParallelStep.make(config: config, train: data.train, comm: comm)
+            let loop = try TrainingLoop(config: config, step: step, test: data.test, output: output)
+            // The identity before the tensors: a layout or data mismatch is named as such, not as a shape error.
+            if let saved = manifest.identity {
+                if let m = saved.layoutMismatch(loop.identity) { throw ResumeRefused("cannot resume from \(path): \(m)") }
+                if !allowDataChange, let m = saved.dataMismatches(loop.identity).first {
+                    throw ResumeRefused("cannot resume from \(path) on rank \(comm.rank): \(m). Pass --allow-data-change to continue on the data as they are now")
+                }
+            }
             try TrainingCheckpoint.restore(step, from: path, manifest: manifest)
-            return try TrainingLoop(config: config, step: step, test: data.test, output: output)
+            return loop
         }
         loop.start = position
-        try RunReport.recordStart(in: dir, config: config, step: loop.step, comm: comm, resumedFrom: path)
+        if comm.isRoot && manifest.identity == nil {
+            print("resume: \(name) predates run identities: its config was checked against config.yaml, its data and layout could not be")
+        }
+        try RunReport.recordStart(in: dir, config: config, loop: loop, comm: comm, resumedFrom: path, changes: plan.changes)
         try drive(loop, directory: dir, config: config, comm: comm,
                   announce: "vaeas-dist train: resuming \(dir) from \(URL(fileURLWithPath: path).lastPathComponent) "
-                      + "(epoch \(position.epoch), step \(position.globalStep); saved at \(manifest.ranks) rank(s), now \(comm.size))")
+                      + "(epoch \(position.epoch), step \(position.globalStep); saved at \(manifest.ranks) rank(s), now \(comm.size))"
+                      + (plan.changes.isEmpty ? "" : "\nresume: changed from the checkpoint's config: "
+                          + plan.changes.map(\.description).joined(separator: "; ")))
     }
 
-    /// The run's recorded config with the overrides `--resume` allows.
-    func resumedConfig(yaml: String, source: String, comm: Communicator) throws -> TrainConfig {
-        var config = try TrainConfig.parse(yaml: yaml, source: source)
-        // A run begun before objective.md_estimator existed (issue #20) trained MD̂ = KL − Î: it goes on so,
-        // not with today's default.
-        if !yaml.contains("md_estimator:") {
-            try config.set("objective.md_estimator", choice: MDEstimator.klMinusMI)
-            if comm.isRoot && config.objective.kind == .vaeas {
-                print("resume: the run's config predates objective.md_estimator; continuing with kl_minus_mi, the objective it was trained with")
-            }
+    /// The config a resumed run continues with (`ResumePolicy`): DIR/config.yaml
+    /// checked against the checkpoint's (`checkpoint`: its YAML, where it was
+    /// read, its name), with --set, --data-dir and --allow-config-change;
+    /// without a checkpoint, config.yaml alone.
+    func resumedConfig(_ dir: String, checkpoint: (yaml: String, source: String, name: String)?,
+                       comm: Communicator) throws -> ResumePlan {
+        let runFile = dir + "/config.yaml"
+        let run = try FileManager.default.fileExists(atPath: runFile)
+            ? ResumePolicy.recorded(yaml: try String(contentsOfFile: runFile, encoding: .utf8), source: runFile) : nil
+        guard let saved = try checkpoint.map({ try ResumePolicy.recorded(yaml: $0.yaml, source: $0.source) }) ?? run else {
+            throw CheckpointError(path: dir, message: "cannot resume: no config.yaml")
         }
-        for o in options.overrides {
-            let key = String(o[..<(o.firstIndex(of: "=") ?? o.endIndex)]).trimmingCharacters(in: .whitespaces)
-            guard Train.resumableKeys.contains(key) else {
-                throw ConfigError(key: key, source: "--set", message: "cannot change on --resume: it alters the trajectory "
-                                  + "of the run being continued; keys --resume can change: "
-                                  + Train.resumableKeys.joined(separator: ", "))
-            }
-            try config.set(o)
+        if saved.predatesMDEstimator && comm.isRoot && saved.config.objective.kind == .vaeas {
+            print("resume: the run's config predates objective.md_estimator; continuing with kl_minus_mi, the objective it was trained with")
         }
-        if let d = options.dataDir { try config.set("data.dir", to: .string(d)) }
+        let runLog = (try? String(contentsOfFile: dir + "/run.jsonl", encoding: .utf8)) ?? ""
+        var request = ResumeRequest(overrides: options.overrides, allowedChanges: allowConfigChange,
+                                    allowDataChange: allowDataChange,
+                                    recordedChanges: ResumePolicy.recordedChanges(runLog: runLog))
+        if let d = options.dataDir { request.overrides.append("data.dir=" + d) }
+        var (config, _) = try ResumePolicy.config(checkpoint: saved.config, run: run?.config,
+                                                  checkpointName: checkpoint?.name ?? runFile, runFile: runFile, request: request)
         try Runtime.absoluteDataDir(&config)
-        try config.validate()
-        return config
+        return ResumePlan(config: config, changes: config.changes(from: saved.config))
+    }
+
+    struct ResumePlan {
+        let config: TrainConfig
+        /// Every key that differs from the checkpoint's config (for run.jsonl and the announcement).
+        let changes: [TrainConfig.Change]
     }
 
     /// `--resume` of a run stopped before its first checkpoint (a requeued
     /// job preempted early): the run starts over from step 0 in its own
     /// directory with its config.yaml, its logs emptied.
     func restartRun(_ dir: String, comm: Communicator) throws {
-        let (config, data) = try comm.agree { () throws -> (TrainConfig, (train: Dataset, test: Dataset?)) in
-            let yaml = try String(contentsOfFile: dir + "/config.yaml", encoding: .utf8)
-            let config = try resumedConfig(yaml: yaml, source: dir + "/config.yaml", comm: comm)
-            return (config, try Runtime.loadData(config))
+        let (plan, data) = try comm.agree { () throws -> (ResumePlan, (train: Dataset, test: Dataset?)) in
+            let plan = try resumedConfig(dir, checkpoint: nil, comm: comm)
+            return (plan, try Runtime.loadData(plan.config))
         }
+        let config = plan.config
         let output: RunOutput? = try comm.rootOnly {
             let o = try RunOutput(resuming: dir, metricsLines: 0, stepsLines: 0, stepLog: config.train.logEvery > 0)
             try o.writeConfig(config.yaml())
@@ -210,7 +239,7 @@ struct Train: ParsableCommand {
         let loop = try comm.agree {
             try TrainingLoop.make(config: config, train: data.train, test: data.test, comm: comm, output: output)
         }
-        try RunReport.recordStart(in: dir, config: config, step: loop.step, comm: comm)
+        try RunReport.recordStart(in: dir, config: config, loop: loop, comm: comm, changes: plan.changes)
         try drive(loop, directory: dir, config: config, comm: comm,
                   announce: "vaeas-dist train: \(dir) has no checkpoint yet (stopped before its first); starting it from step 0 with its config.yaml")
     }

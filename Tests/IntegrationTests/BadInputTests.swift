@@ -106,18 +106,25 @@ final class BadInputTests: XCTestCase {
 
     /// A diverging run stops with a non-zero exit before applying the NaN;
     /// the last checkpoint stays as it was and resumable, and `--resume
-    /// --set train.lr=…` (allowed for this case) continues the run.
+    /// --allow-config-change train.lr --set train.lr=…` with a lower rate
+    /// continues the run. (The rate the diverged attempt asked for stays in
+    /// config.yaml: a plain `--resume` would diverge again, and says so in its
+    /// "changed from the checkpoint's config" line.)
     func testNaNInTrainingStopsWithError() throws {
         let out = CLI.temporaryDirectory("nan")
         let good = try CLI.run(smallArguments(out: out), ranks: 2)
         XCTAssertEqual(good.status, 0, good.output)
         let before = FileManager.default.contents(atPath: out + "/model.safetensors")
         XCTAssertNotNil(before)
-        let r = try CLI.run(["train", "--resume", out, "--set", "train.lr=1e30", "--set", "train.epochs=3"], ranks: 2)
+        let r = try CLI.run(["train", "--resume", out, "--allow-config-change", "train.lr", "--set", "train.lr=1e30",
+                             "--set", "train.epochs=3"], ranks: 2)
         assertFails(r, mentions: ["non-finite", "train.lr"])
         XCTAssertEqual(FileManager.default.contents(atPath: out + "/model.safetensors"), before,
                        "the diverged run must not replace the checkpoint with NaNs")
-        let again = try CLI.run(["train", "--resume", out, "--set", "train.epochs=2"], ranks: 2)
+        let plain = try CLI.run(["train", "--resume", out, "--set", "train.epochs=2"], ranks: 2)
+        XCTAssertTrue(plain.stdout.contains("train.lr: 0.001 → 1.0e+30"), plain.stdout)
+        let again = try CLI.run(["train", "--resume", out, "--set", "train.epochs=2", "--allow-config-change", "train.lr",
+                                 "--set", "train.lr=0.0005"], ranks: 2)
         XCTAssertEqual(again.status, 0, again.output)
         let epochs = try CLI.jsonLines(out + "/metrics.jsonl").map { $0["epoch"] as! Int }
         XCTAssertEqual(epochs, [1, 2], "the diverged attempt leaves no line behind")
