@@ -125,13 +125,15 @@ public struct TrainingConfig: Equatable, Sendable {
     public let zeroStage: Int
     /// Seconds without progress before the stall watchdog ends the job (0 = off).
     public let stallTimeout: Double
+    /// `train.divergence_factor`: 0 = off.
+    public let divergenceFactor: Double
 
     public init(epochs: Int, batch: Int, lr: Double, beta1: Double, beta2: Double, eps: Double, seed: Int, samples: Int,
                 maxSteps: Int, logEvery: Int, checkpointEvery: Int, checkpointSteps: Int = 0, checkpointMinutes: Double = 0,
                 keepCheckpoints: Int = 3, clsLR: Double = 0, clsSteps: Int = 1, warmupSteps: Int = 0,
                 lrSchedule: LRSchedule = .constant, clipGradNorm: Double = 0, bucketMB: Double = 0, zeroStage: Int = 0,
-                stallTimeout: Double = 300) {
-        self.stallTimeout = stallTimeout
+                stallTimeout: Double = 300, divergenceFactor: Double = 100) {
+        self.stallTimeout = stallTimeout; self.divergenceFactor = divergenceFactor
         self.clsLR = clsLR; self.clsSteps = clsSteps; self.warmupSteps = warmupSteps; self.lrSchedule = lrSchedule
         self.clipGradNorm = clipGradNorm
         self.bucketMB = bucketMB; self.zeroStage = zeroStage
@@ -240,6 +242,11 @@ public struct TrainConfig: Equatable, Sendable {
     /// Cross-key checks, run once all overrides are applied.
     public func validate() throws {
         try Self.checkZeroCompatible(train)
+        let f = train.divergenceFactor
+        if f > 0 && f <= 1 {
+            throw ConfigError(key: "train.divergence_factor", source: nil,
+                              message: "expected 0 (off) or a factor > 1, got \(formatFloat(f)): a factor ≤ 1 would stop a healthy run at its first step")
+        }
         let o = objective
         // Only the vaeas objective uses the label softmax; for a plain VAE these keys are inert.
         if o.kind == .vaeas && o.softmax == .tree && o.miEstimator.needsAllProbabilities {
@@ -314,7 +321,7 @@ public struct TrainConfig: Equatable, Sendable {
                        clsSteps: int("train.cls_steps"), warmupSteps: int("train.warmup_steps"),
                        lrSchedule: choice("train.lr_schedule"), clipGradNorm: float("train.clip_grad_norm"),
                        bucketMB: float("train.bucket_mb"), zeroStage: int("train.zero_stage"),
-                       stallTimeout: float("train.stall_timeout"))
+                       stallTimeout: float("train.stall_timeout"), divergenceFactor: float("train.divergence_factor"))
     }
 
     public var eval: EvalConfig {

@@ -7,7 +7,7 @@ extension TrainConfig {
     /// `--set`; any other key needs `--allow-config-change KEY`.
     public static let resumableKeys = ["train.epochs", "train.max_steps", "train.log_every", "train.checkpoint_every",
                                        "train.checkpoint_steps", "train.checkpoint_minutes", "train.keep_checkpoints",
-                                       "train.stall_timeout", "eval.every", "eval.batch", "eval.iw_samples",
+                                       "train.stall_timeout", "train.divergence_factor", "eval.every", "eval.batch", "eval.iw_samples",
                                        "eval.au_threshold", "data.dir"]
 
     /// Every other key: the ones that define the trajectory (model, objective,

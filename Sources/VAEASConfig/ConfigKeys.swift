@@ -69,6 +69,8 @@ enum KeyTable {
                "Gradient buckets (MiB) reduced with MPI_Iallreduce while backward runs (DDP's bucket_cap_mb); 0 = one blocking allreduce after backward."),
         .int("train.zero_stage", 0, min: 0, max: 1,
              "1 = shard the replicated parameters' Adam state over ranks (ZeRO stage 1): reduce-scatter, update a slice, allgather."),
+        .float("train.divergence_factor", 100, min: 0,
+               "Stop the run, without checkpointing the state, when a step's loss exceeds this many times the lowest step loss of the run so far, or an update makes the loss of its own batch do so (checked before every checkpoint); 0 = off (non-finite losses always stop it)."),
         .float("train.stall_timeout", 300, min: 0,
                "Seconds a rank may make no progress (a collective not returning, no step) before every live rank reports where it waits and for which ranks, and the job ends with exit status 124; 0 = off."),
 

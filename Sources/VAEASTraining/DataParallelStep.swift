@@ -45,6 +45,11 @@ public final class DataParallelStep {
     /// the step's loss sums (no extra collective): after a step, `agreedStop` /
     /// `agreedCheckpoint` say whether any rank asked.
     public var requestStop = false
+    /// `train.divergence_factor`: a step whose loss is over the bound throws
+    /// `DivergenceError` before its update.
+    public var divergence = DivergenceGuard(factor: 0)
+    /// The objective of the last step (the mean loss of its batch, before its update).
+    public private(set) var lastLoss = Double.nan
     public var requestCheckpoint = false
     public private(set) var agreedStop = false
     public private(set) var agreedCheckpoint = false
@@ -80,8 +85,10 @@ public final class DataParallelStep {
                                    localCapacity: localCapacity, trainSet: train, comm: TimedCommunicator(comm))
         model.initialize()
         let feed = DataFeed(dataset: train, binarization: config.data.binarize, seed: spec.seed)
-        return DataParallelStep(model: model, feed: feed, settings: OptimizerSettings(config.train),
-                                reduction: GradientReduction(config.train))
+        let step = DataParallelStep(model: model, feed: feed, settings: OptimizerSettings(config.train),
+                                    reduction: GradientReduction(config.train))
+        step.divergence = DivergenceGuard(factor: config.train.divergenceFactor)
+        return step
     }
 
     public var batchSize: Int { model.batchCapacity }
@@ -107,6 +114,8 @@ public final class DataParallelStep {
         if !(stats.recon + stats.kl + stats.crossEntropy + stats.hHat).isFinite {
             throw NonFiniteError(epoch: epoch, step: globalStep, what: "loss")
         }
+        lastLoss = model.objective.value(stats).objective
+        try divergence.observe(lastLoss, epoch: epoch, step: globalStep, beforeCheckpoint: false)
         // Σg² is the finite check (a non-finite element makes it inf or NaN)
         // and the replicated part of ‖∇‖² that steps.jsonl reports, in one pass.
         // It stays a pass of its own before Adam: folded into Adam's pass, a

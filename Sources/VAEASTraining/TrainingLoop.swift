@@ -57,8 +57,20 @@ public final class TrainingLoop {
         didSet { step.comm.monitor = watchdog }
     }
     private var lastStateSave = Date()
+    /// The newest training-state checkpoint (the one resumed from, then each written): named when the run diverges.
+    public var newestCheckpoint: String?
+    /// The last step's global batch and epoch, for the check before a checkpoint.
+    private var lastBatch: (indices: [Int32], epoch: Int)?
+    private var checkedAtStep = -1
 
     public func run() throws {
+        do { try train() } catch var e as DivergenceError {
+            e.newest = newestCheckpoint
+            throw e
+        }
+    }
+
+    private func train() throws {
         let t = config.train
         var position = start
         let runStart = Date().addingTimeInterval(-position.elapsed)
@@ -91,6 +103,7 @@ public final class TrainingLoop {
                         && Date().timeIntervalSince(lastStateSave) >= t.checkpointMinutes * 60
                     let range = (s * t.batch)..<min((s + 1) * t.batch, p.count)
                     let st = try step(UnsafeBufferPointer(rebasing: p[range]), epoch: epoch)
+                    lastBatch = (Array(p[range]), epoch)
                     total.add(st)
                     if t.logEvery > 0 && step.globalStep % t.logEvery == 0 {
                         try logStep(st, epoch: epoch, elapsed: Date().timeIntervalSince(runStart))
@@ -147,6 +160,7 @@ public final class TrainingLoop {
             // Gathering the partitioned rows is collective; only rank 0 writes.
             metadata.epoch = epoch
             metadata.step = step.globalStep
+            if checkpointDue { try checkBeforeCheckpoint() }
             let t0 = Trace.now()
             let writer = checkpointDue && (output != nil || comm.size > 1) ? try model.checkpointWriter(metadata: metadata) : nil
             _ = try comm.rootOnly {
@@ -167,12 +181,24 @@ public final class TrainingLoop {
     /// A training-state checkpoint at `position` (collective; no-op without a run directory).
     private func saveState(_ position: TrainingPosition) throws {
         guard let runDirectory else { return }
+        try checkBeforeCheckpoint()
         let t = Trace.now()
         defer { Trace.complete("training-state checkpoint (step \(position.globalStep))", "checkpoint", since: t) }
         // The lines known on rank 0 go into the manifest rank 0 writes.
-        try TrainingCheckpoint.save(step, position: position, config: config.yaml(), identity: identity,
-                                    runDirectory: runDirectory, keep: config.train.keepCheckpoints)
+        newestCheckpoint = try TrainingCheckpoint.save(step, position: position, config: config.yaml(), identity: identity,
+                                                       runDirectory: runDirectory, keep: config.train.keepCheckpoints)
         lastStateSave = Date()
+    }
+
+    /// `train.divergence_factor` before anything is checkpointed (collective):
+    /// the step checks its loss before its update, so the update's effect is
+    /// checked here, on the loss of the same batch with the same noise at the
+    /// parameters about to be saved. One forward pass per checkpoint.
+    private func checkBeforeCheckpoint() throws {
+        guard step.divergence.factor > 0, let last = lastBatch, checkedAtStep != step.globalStep else { return }
+        checkedAtStep = step.globalStep
+        let loss = last.indices.withUnsafeBufferPointer { step.forward.losses($0, epoch: last.epoch).objective }
+        try step.divergence.observe(loss, epoch: last.epoch, step: step.globalStep, beforeCheckpoint: true)
     }
 
     /// `steps.jsonl`: one line per `train.log_every` steps.

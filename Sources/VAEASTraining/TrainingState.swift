@@ -177,6 +177,43 @@ public enum TrainingCheckpoint {
         return (nil, nil, skipped, names.count)
     }
 
+    /// The kept checkpoint of `step` (`--resume --from-step`), verified.
+    /// - Throws: `CheckpointError` naming the directory and listing the kept
+    ///   steps when there is none, or why it is not intact.
+    public static func kept(step: Int, in runDirectory: String) throws -> String {
+        let root = runDirectory + "/checkpoints", dir = root + "/" + directoryName(step: step)
+        guard FileManager.default.fileExists(atPath: dir) else {
+            let kept = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("step-") }
+                .sorted().compactMap { Int($0.dropFirst(5)) }.map(String.init)
+            throw CheckpointError(path: dir, message: "no such checkpoint; kept steps: "
+                                  + (kept.isEmpty ? "none" : kept.joined(separator: ", ")))
+        }
+        _ = try verify(dir)
+        return dir
+    }
+
+    /// Moves the checkpoints after `step` into `checkpoints/abandoned-DATE/`
+    /// (`--from-step`: they belong to the trajectory being abandoned). Returns
+    /// that directory and the names moved.
+    public static func setAsideNewer(than step: Int, in runDirectory: String) throws -> (directory: String, names: [String]) {
+        let root = runDirectory + "/checkpoints", fm = FileManager.default
+        let newer = ((try? fm.contentsOfDirectory(atPath: root)) ?? []).filter { $0.hasPrefix("step-") }
+            .filter { (Int($0.dropFirst(5)) ?? 0) > step }.sorted()
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        f.locale = Locale(identifier: "en_US_POSIX")
+        let aside = root + "/abandoned-" + f.string(from: Date())
+        guard !newer.isEmpty else { return (aside, []) }
+        try makeDirectory(aside)
+        for name in newer {
+            do { try fm.moveItem(atPath: root + "/" + name, toPath: aside + "/" + name) } catch {
+                throw CheckpointError(path: root + "/" + name, message: "cannot move it to \(aside): \(error.localizedDescription)")
+            }
+        }
+        DurableFile.syncDirectory(root)
+        return (aside, newer)
+    }
+
     /// Reads and checks a checkpoint directory: the manifest against its
     /// checksum (`manifest.crc32`) and its directory's step, then every
     /// file's size and CRC-32.

@@ -53,6 +53,11 @@ struct Train: ParsableCommand {
     var resume: String?
 
     @Option(name: .long, help: ArgumentHelp(
+        "With --resume: continue from the kept checkpoint of step N (checkpoints/step-N) instead of the newest, e.g. the last one before a divergence. The newer checkpoints are moved to checkpoints/abandoned-DATE/, and the logs cut back to step N.",
+        valueName: "N"))
+    var fromStep: Int?
+
+    @Option(name: .long, help: ArgumentHelp(
         "With --resume: let KEY differ from the checkpoint's config, from DIR/config.yaml or a --set (repeatable). The change is recorded in DIR/run.jsonl.",
         valueName: "KEY"))
     var allowConfigChange: [String] = []
@@ -71,9 +76,10 @@ struct Train: ParsableCommand {
             if options.config != nil { throw ValidationError("--resume uses the run's own config.yaml; drop --config (change keys with --set)") }
             if out != nil { throw ValidationError("--resume writes into its own directory; drop --out") }
             if overwrite { throw ValidationError("--resume appends to the run; drop --overwrite") }
-        } else if !allowConfigChange.isEmpty || allowDataChange {
-            throw ValidationError("--allow-config-change and --allow-data-change go with --resume DIR")
+        } else if !allowConfigChange.isEmpty || allowDataChange || fromStep != nil {
+            throw ValidationError("--from-step, --allow-config-change and --allow-data-change go with --resume DIR")
         }
+        if let fromStep, fromStep < 1 { throw ValidationError("--from-step expects a step ≥ 1 of a kept checkpoint, got \(fromStep)") }
     }
 
     func run() throws {
@@ -135,6 +141,11 @@ struct Train: ParsableCommand {
         // Rank 0 chooses (and says what it skipped); every rank then reads that one.
         // "" = the run has no checkpoint yet (killed before its first): it starts over from step 0.
         let chosen = try comm.rootOnly { () throws -> String in
+            if let fromStep {
+                let path = try TrainingCheckpoint.kept(step: fromStep, in: dir)
+                TrainingCheckpoint.removeStaleTemporaries(in: dir)
+                return path
+            }
             let found = TrainingCheckpoint.newestIntact(in: dir)
             for s in found.skipped { print("resume: skipping \(s)") }
             guard let path = found.path else {
@@ -179,6 +190,15 @@ struct Train: ParsableCommand {
             return loop
         }
         loop.start = position
+        loop.newestCheckpoint = path
+        if fromStep != nil {
+            // The checkpoints after the chosen one belong to the abandoned trajectory: a later
+            // --resume must not pick them, nor pruning keep them over the new ones.
+            let moved = try comm.rootOnly { try TrainingCheckpoint.setAsideNewer(than: position.globalStep, in: dir) } ?? nil
+            if comm.isRoot, let moved, !moved.names.isEmpty {
+                print("resume: moved the newer checkpoints \(moved.names.joined(separator: ", ")) to \(moved.directory)")
+            }
+        }
         if comm.isRoot && manifest.identity == nil {
             print("resume: \(name) predates run identities: its config was checked against config.yaml, its data and layout could not be")
         }

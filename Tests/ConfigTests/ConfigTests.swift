@@ -32,7 +32,7 @@ final class ConfigTests: ConfigTestCase {
             "train.lr_schedule", "train.clip_grad_norm", "train.beta1", "train.beta2", "train.eps", "train.seed",
             "train.samples", "train.max_steps", "train.log_every", "train.checkpoint_every",
             "train.checkpoint_steps", "train.checkpoint_minutes", "train.keep_checkpoints",
-            "train.bucket_mb", "train.zero_stage", "train.stall_timeout",
+            "train.bucket_mb", "train.zero_stage", "train.divergence_factor", "train.stall_timeout",
             "eval.every", "eval.batch", "eval.iw_samples", "eval.au_threshold",
         ])
         let c = TrainConfig.defaults
