@@ -16,6 +16,8 @@ public struct LikelihoodResult: Sendable {
     public var activeUnits = 0
     public var auThreshold = 0.01
     public var muVariance: [Double] = []
+    /// Some rank's `shouldStop` said stop: the pass was cut short, the numbers are partial (every rank knows).
+    public var interrupted = false
 }
 
 /// Monte Carlo MI and marginal KL (Hoffman & Johnson 2016; paper §5.2).
@@ -51,9 +53,13 @@ public enum Evaluator {
     /// result does not depend on the rank count beyond float rounding.
     /// `progress` is called after each chunk of K samples (the stall
     /// watchdog's sign of life: a pass with large K has no other call for minutes).
+    /// `shouldStop`, asked before each chunk, ends this rank's share early (a
+    /// stop signal: the pass is not to hold up a checkpoint); the ranks then
+    /// agree in the final reduction, and the result says `interrupted`.
     public static func likelihood(parameters: ParameterStore, shape: VAEShape, feed: DataFeed, comm: Communicator,
                                   iwSamples K: Int, seed: UInt32, auThreshold: Double = 0.01,
-                                  chunkRows: Int = 2048, progress: () -> Void = {}) -> LikelihoodResult {
+                                  chunkRows: Int = 2048, progress: () -> Void = {},
+                                  shouldStop: () -> Bool = { false }) -> LikelihoodResult {
         precondition(K >= 1)
         let kChunk = min(K, chunkRows)
         let perChunk = max(1, chunkRows / kChunk)
@@ -66,12 +72,13 @@ public enum Evaluator {
         let eps = inputs.floats(perChunk * kChunk * d)
         var lseMax = [Double](repeating: 0, count: perChunk), lseSum = [Double](repeating: 0, count: perChunk)
         var reconAcc = [Double](repeating: 0, count: perChunk)
-        var sums = [Double](repeating: 0, count: 4 + 2 * d)   // nll, recon, kl, count, Σμ, Σμ²
+        var sums = [Double](repeating: 0, count: 5 + 2 * d)   // nll, recon, kl, count, Σμ, Σμ², stopped
+        var stopped = false
         let part = BlockPartition(total: feed.count, parts: comm.size).range(comm.rank)
         let indices = (Int32(part.lowerBound)..<Int32(part.upperBound)).map { $0 }
         indices.withUnsafeBufferPointer { all in
             var lo = 0
-            while lo < all.count {
+            while lo < all.count && !stopped {
                 let hi = min(lo + perChunk, all.count), n = hi - lo
                 let idx = UnsafeBufferPointer(rebasing: all[lo..<hi])
                 feed.fill(x, indices: idx, epoch: 0)
@@ -86,6 +93,7 @@ public enum Evaluator {
                 }
                 var k0 = 0
                 while k0 < K {
+                    if shouldStop() { stopped = true; break }
                     let kk = min(kChunk, K - k0)
                     for (i, g) in idx.enumerated() {
                         for l in 0..<kk {
@@ -119,6 +127,7 @@ public enum Evaluator {
                     }
                     k0 += kk
                 }
+                if stopped { break }
                 for i in 0..<n {
                     sums[0] += -(lseMax[i] + log(lseSum[i]) - log(Double(K)))
                     sums[1] += reconAcc[i] / Double(K)
@@ -128,9 +137,11 @@ public enum Evaluator {
                 lo = hi
             }
         }
+        sums[4 + 2 * d] = stopped ? 1 : 0
         sums = comm.sum(sums)
         let count = sums[3]
         var r = LikelihoodResult()
+        r.interrupted = sums[4 + 2 * d] > 0
         r.count = Int(count)
         r.iwSamples = K
         r.nll = sums[0] / count

@@ -84,10 +84,13 @@ public final class TrainingLoop {
                               message: "the run already took \(position.globalStep) steps (train.max_steps = \(t.maxSteps)); "
                                   + "raise it, or set it to 0 for no cap, e.g. --set train.max_steps=0")
         }
-        guard position.epoch <= t.epochs else {
+        guard position.epoch <= t.epochs || position.pendingEpochEnd != nil else {
             throw ConfigError(key: "train.epochs", source: nil,
                               message: "the run already finished its \(t.epochs) epochs; raise it to continue, e.g. --set train.epochs=\(t.epochs + 10)")
         }
+        // Checkpointed before its epoch's evaluation: that end comes first.
+        if let pending = position.pendingEpochEnd { try finishEpoch(pending, stopped: false, saved: true, runStart: runStart) }
+        guard position.epoch <= t.epochs else { return }
         for epoch in position.epoch...t.epochs where !stop {
             let epochStart = Date()
             let perm = step.permutation(epoch: epoch)
@@ -130,52 +133,75 @@ public final class TrainingLoop {
                     }
                 }
             }
-            let trainSeconds = Date().timeIntervalSince(epochStart)
-            var record = JSONRecord()
-            record.set("epoch", epoch)
-            record.set("step", step.globalStep)
-            record.set("ranks", comm.size)
-            for (k, v) in model.objective.summary(total) { record.set(k, v) }
-            if let labels = model.spec.classifier?.labels { record.set("labels", labels) }
-            let last = stop || epoch == t.epochs
-            let evalDue = config.eval.every > 0 && (epoch % config.eval.every == 0 || last)
-            var evalSeconds = 0.0
-            if evalDue, let testFeed {
-                watchdog?.mark(step: step.globalStep, phase: "evaluation after epoch \(epoch)")
-                let e0 = Date()
-                Trace.span("evaluation", "evaluation") { evaluate(testFeed, into: &record) }
-                evalSeconds = Date().timeIntervalSince(e0)
-            }
-            guard step.replicasIdentical() else { throw ReplicaDivergenceError(epoch: epoch) }
-            record.set("replicas_identical", true)
-            record.set("param_sum", step.parameterSum)
-            record.set("samples", total.count)
-            record.set("samples_per_s", Double(total.count - samplesBefore) / trainSeconds)
-            record.set("seconds", trainSeconds)
-            record.set("eval_seconds", evalSeconds)
-            record.set("elapsed", Date().timeIntervalSince(runStart))
-            history.append(record)
-            watchdog?.mark(step: step.globalStep, phase: "end of epoch \(epoch) (metrics, checkpoint)")
-            let checkpointDue = last || (t.checkpointEvery > 0 && epoch % t.checkpointEvery == 0)
-            // Gathering the partitioned rows is collective; only rank 0 writes.
-            metadata.epoch = epoch
-            metadata.step = step.globalStep
-            if checkpointDue { try checkBeforeCheckpoint() }
-            let t0 = Trace.now()
-            let writer = checkpointDue && (output != nil || comm.size > 1) ? try model.checkpointWriter(metadata: metadata) : nil
-            _ = try comm.rootOnly {
-                try output?.appendMetrics(record)
-                if let writer, let output { try writer.write(to: output.checkpointPath) }
-            }
-            if checkpointDue { Trace.complete("model checkpoint (model.safetensors)", "checkpoint", since: t0) }
-            progress?.epochDone(record, epochs: t.epochs)
-            if checkpointDue && !stop {
-                position = TrainingPosition(globalStep: step.globalStep, epoch: epoch + 1, stepInEpoch: 0,
-                                            epochTotals: ExactStats(StepStats()), elapsed: Date().timeIntervalSince(runStart),
-                                            metricsLines: output?.metricsLines ?? 0, stepsLines: output?.stepsLines ?? 0)
-                try saveState(position)
-            }
+            let end = EpochEnd(epoch: epoch, totals: ExactStats(total), samplesBefore: samplesBefore,
+                               trainSeconds: Date().timeIntervalSince(epochStart))
+            // The epoch's training-state checkpoint comes before its evaluation, with the end marked
+            // pending: a stop signal during the evaluation then waits for nothing and loses nothing.
+            // (A train.max_steps stop saved its state mid-epoch already.)
+            let due = stop || epoch == t.epochs || (t.checkpointEvery > 0 && epoch % t.checkpointEvery == 0)
+            if due && !stop { try saveState(nextEpoch(after: end, runStart: runStart)) }
+            try finishEpoch(end, stopped: stop, saved: stop || due, runStart: runStart)
         }
+    }
+
+    /// The position after `end`'s epoch, its end still to do.
+    private func nextEpoch(after end: EpochEnd, runStart: Date) -> TrainingPosition {
+        TrainingPosition(globalStep: step.globalStep, epoch: end.epoch + 1, stepInEpoch: 0,
+                         epochTotals: ExactStats(StepStats()), elapsed: Date().timeIntervalSince(runStart),
+                         metricsLines: output?.metricsLines ?? 0, stepsLines: output?.stepsLines ?? 0, pendingEpochEnd: end)
+    }
+
+    /// The end of an epoch: the test evaluation when due, the replica check, the
+    /// `metrics.jsonl` line and `model.safetensors` when due. A stop signal cuts
+    /// the evaluation short (within one chunk of it); the state is then saved,
+    /// unless it already is (`saved`), with this end pending, and the run
+    /// stops with status 75: the resumed run does the end first.
+    private func finishEpoch(_ end: EpochEnd, stopped: Bool, saved: Bool, runStart: Date) throws {
+        let t = config.train, epoch = end.epoch, total = end.totals.stats
+        var record = JSONRecord()
+        record.set("epoch", epoch)
+        record.set("step", step.globalStep)
+        record.set("ranks", comm.size)
+        for (k, v) in model.objective.summary(total) { record.set(k, v) }
+        if let labels = model.spec.classifier?.labels { record.set("labels", labels) }
+        let last = stopped || epoch == t.epochs
+        let evalDue = config.eval.every > 0 && (epoch % config.eval.every == 0 || last)
+        var evalSeconds = 0.0
+        if evalDue, let testFeed {
+            watchdog?.mark(step: step.globalStep, phase: "evaluation after epoch \(epoch)")
+            let e0 = Date()
+            let completed = Trace.span("evaluation", "evaluation") { evaluate(testFeed, into: &record) }
+            if !completed {
+                if !saved { try saveState(nextEpoch(after: end, runStart: runStart)) }
+                throw PreemptedError(signal: Preemption.signal, epoch: epoch, step: step.globalStep,
+                                     directory: runDirectory ?? "(no output directory)")
+            }
+            evalSeconds = Date().timeIntervalSince(e0)
+        }
+        guard step.replicasIdentical() else { throw ReplicaDivergenceError(epoch: epoch) }
+        record.set("replicas_identical", true)
+        record.set("param_sum", step.parameterSum)
+        record.set("samples", total.count)
+        record.set("samples_per_s", Double(total.count - end.samplesBefore) / end.trainSeconds)
+        record.set("seconds", end.trainSeconds)
+        record.set("eval_seconds", evalSeconds)
+        record.set("elapsed", Date().timeIntervalSince(runStart))
+        history.append(record)
+        watchdog?.mark(step: step.globalStep, phase: "end of epoch \(epoch) (metrics, checkpoint)")
+        let checkpointDue = last || (t.checkpointEvery > 0 && epoch % t.checkpointEvery == 0)
+        // Gathering the partitioned rows is collective; only rank 0 writes.
+        metadata.epoch = epoch
+        metadata.step = step.globalStep
+        if checkpointDue { try checkBeforeCheckpoint() }
+        let t0 = Trace.now()
+        let writer = checkpointDue && (output != nil || comm.size > 1) ? try model.checkpointWriter(metadata: metadata) : nil
+        // The line last: it marks the end as done (`TrainingPosition.settlingPendingEnd`).
+        _ = try comm.rootOnly {
+            if let writer, let output { try writer.write(to: output.checkpointPath) }
+            try output?.appendMetrics(record)
+        }
+        if checkpointDue { Trace.complete("model checkpoint (model.safetensors)", "checkpoint", since: t0) }
+        progress?.epochDone(record, epochs: t.epochs)
     }
 
     /// A training-state checkpoint at `position` (collective; no-op without a run directory).
@@ -223,23 +249,29 @@ public final class TrainingLoop {
     /// Test ELBO, recon, KL and active units with one fixed noise draw per
     /// example, and the importance-weighted NLL when `eval.iw_samples` > 0
     /// (`Evaluator.likelihood`, sharded over ranks).
-    private func evaluate(_ feed: DataFeed, into record: inout JSONRecord) {
+    /// Returns false when a stop signal cut it short (every rank agrees).
+    private func evaluate(_ feed: DataFeed, into record: inout JSONRecord) -> Bool {
         let e = config.eval
         let seed = model.spec.seed
         let watchdog = self.watchdog
         let beat: () -> Void = { watchdog?.beat() }
+        let stop: () -> Bool = { Preemption.signal != 0 }
         let single = Evaluator.likelihood(parameters: model.parameters, shape: model.spec.shape, feed: feed, comm: comm,
                                           iwSamples: 1, seed: seed, auThreshold: e.auThreshold, chunkRows: e.batch,
-                                          progress: beat)
+                                          progress: beat, shouldStop: stop)
+        if single.interrupted { return false }
         record.set("test_elbo", single.elbo)
         record.set("test_recon", single.recon)
         record.set("test_kl", single.kl)
         record.set("test_au", single.activeUnits)
         if e.iwSamples > 0 {
             let r = Evaluator.likelihood(parameters: model.parameters, shape: model.spec.shape, feed: feed, comm: comm,
-                                         iwSamples: e.iwSamples, seed: seed, auThreshold: e.auThreshold, progress: beat)
+                                         iwSamples: e.iwSamples, seed: seed, auThreshold: e.auThreshold, progress: beat,
+                                         shouldStop: stop)
+            if r.interrupted { return false }
             record.set("test_nll", r.nll)
             record.set("iw_samples", r.iwSamples)
         }
+        return true
     }
 }

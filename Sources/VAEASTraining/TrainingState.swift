@@ -22,8 +22,43 @@ public struct TrainingPosition: Codable, Equatable, Sendable {
     public var metricsLines: Int
     public var stepsLines: Int
 
+    /// The previous epoch's end (evaluation, `metrics.jsonl` line, model.safetensors) when the
+    /// checkpoint was written before it; nil otherwise, and in checkpoints older than this field.
+    public var pendingEpochEnd: EpochEnd? = nil
+
     public static let start = TrainingPosition(globalStep: 0, epoch: 1, stepInEpoch: 0, epochTotals: ExactStats(StepStats()),
                                                elapsed: 0, metricsLines: 0, stepsLines: 0)
+}
+
+extension TrainingPosition {
+    /// The position with its pending epoch end settled against `metrics.jsonl`:
+    /// the end writes model.safetensors and then the epoch's line, so a complete
+    /// line for that epoch right after the checkpoint's lines means the end was
+    /// done (the run went on, or finished, after the checkpoint): it counts as
+    /// written and is not done again. Otherwise unchanged. Rank 0 reads the file.
+    public func settlingPendingEnd(metricsPath: String) -> TrainingPosition {
+        guard let end = pendingEpochEnd, let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else { return self }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // A complete line is followed by "\n": the split has an element after it.
+        guard lines.count > metricsLines + 1,
+              let object = try? JSONSerialization.jsonObject(with: Data(lines[metricsLines].utf8)) as? [String: Any],
+              object["epoch"] as? Int == end.epoch else { return self }
+        var settled = self
+        settled.metricsLines += 1
+        settled.pendingEpochEnd = nil
+        return settled
+    }
+}
+
+/// An epoch whose steps are done and whose end is not (issue #21, defect 4): the
+/// epoch's checkpoint is written before its evaluation, so a stop signal during
+/// the evaluation needs no further wait; a resume from it does the end first.
+public struct EpochEnd: Codable, Equatable, Sendable {
+    public var epoch: Int
+    /// The epoch's loss sums and samples, those done before a resume within it, and its training seconds.
+    public var totals: ExactStats
+    public var samplesBefore: Int
+    public var trainSeconds: Double
 }
 
 /// `StepStats` with its Doubles as bit patterns, so JSON round-trips them exactly.

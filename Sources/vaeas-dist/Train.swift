@@ -169,7 +169,12 @@ struct Train: ParsableCommand {
             let plan = try resumedConfig(dir, checkpoint: (manifest.config, path + "/manifest.json", name), comm: comm)
             return (manifest, plan, try Runtime.loadData(plan.config))
         }
-        let config = plan.config, position = manifest.position
+        let config = plan.config
+        // A pending epoch end that was done after the checkpoint (its metrics line is there) is not done again.
+        let settled = try comm.rootOnly { manifest.position.settlingPendingEnd(metricsPath: dir + "/metrics.jsonl") }
+        let isSettled = comm.broadcast(bytes: [settled?.pendingEpochEnd == nil && manifest.position.pendingEpochEnd != nil ? 1 : 0])[0] == 1
+        var position = manifest.position
+        if isSettled { position.metricsLines += 1; position.pendingEpochEnd = nil }
         let output: RunOutput? = try comm.rootOnly {
             let o = try RunOutput(resuming: dir, metricsLines: position.metricsLines, stepsLines: position.stepsLines,
                                   stepLog: config.train.logEvery > 0)

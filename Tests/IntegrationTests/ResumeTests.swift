@@ -101,6 +101,20 @@ final class ResumeTests: XCTestCase {
         }
     }
 
+    /// Stopped by train.max_steps exactly at an epoch boundary (12 and 24 of
+    /// 12 per epoch, with and without an epoch checkpoint) and resumed: every
+    /// epoch's metrics line appears once (issue #21 reported one twice).
+    func testResumeAtAnEpochBoundaryLogsEachEpochOnce() throws {
+        for (steps, every) in [(12, 1), (24, 0)] {
+            let out = CLI.temporaryDirectory("resume-boundary-\(steps)")
+            let r = try CLI.run(arguments(out: out, ["--set", "train.max_steps=\(steps)", "--set", "train.checkpoint_every=\(every)"]))
+            XCTAssertEqual(r.status, 0, r.output)
+            let resumed = try CLI.run(["train", "--resume", out, "--set", "train.max_steps=0"])
+            XCTAssertEqual(resumed.status, 0, resumed.output)
+            XCTAssertEqual(try CLI.jsonLines(out + "/metrics.jsonl").map { $0["epoch"] as! Int }, [1, 2, 3], "max_steps \(steps)")
+        }
+    }
+
     /// --set on --resume may not change the trajectory.
     func testResumeRefusesKeysThatChangeTheTrajectory() throws {
         let out = CLI.temporaryDirectory("resume-keys")
