@@ -22,6 +22,26 @@ public enum DurableFile {
     }
 
     /// Persists a rename inside `dir` (best effort).
+    /// `mkdir -p`, with an error naming the component at fault and why (a
+    /// file where a directory is needed, no permission, a full disk) rather
+    /// than Foundation's "NSCocoaErrorDomain 512".
+    public static func makeDirectories(_ path: String) throws {
+        var partial = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            partial += "/" + component
+            var st = stat()
+            if stat(partial, &st) == 0 {
+                guard (st.st_mode & S_IFMT) == S_IFDIR else {
+                    throw FileSystemError("cannot create \(path): \(partial) exists and is not a directory")
+                }
+                continue
+            }
+            if mkdir(partial, 0o777) != 0 && errno != EEXIST {
+                throw FileSystemError("cannot create \(path): mkdir \(partial): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
     public static func syncDirectory(_ dir: String) {
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if fd >= 0 { fsync(fd); close(fd) }
@@ -40,4 +60,10 @@ public enum DurableFile {
         }
         return UInt32(truncatingIfNeeded: crc)
     }
+}
+
+/// A file-system operation that failed, with the path and the reason.
+public struct FileSystemError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -50,6 +50,6 @@ public struct PreemptedError: CollectiveError, CustomStringConvertible {
     public let directory: String
     public var description: String {
         let why = signal != 0 ? "\(Preemption.name(signal)) received" : "a stop signal reached another rank"
-        return "preempted at epoch \(epoch) step \(step) (\(why)); checkpoint written; resume with: vaeas-dist train --resume \(directory)"
+        return "preempted at epoch \(epoch) step \(step) (\(why)); checkpoint written; resume with: vaeas-dist train --resume \(directory.shellQuoted)"
     }
 }

@@ -41,8 +41,8 @@ public final class RunOutput {
         if fm.fileExists(atPath: directory, isDirectory: &isDir) {
             guard isDir.boolValue else { throw RunOutputError("\(directory): exists and is not a directory") }
         } else {
-            do { try fm.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-                throw RunOutputError("\(directory): cannot create the output directory (\(error.localizedDescription))")
+            do { try DurableFile.makeDirectories(directory) } catch {
+                throw RunOutputError("--out \(directory): \(error)")
             }
         }
         lock = try RunOutput.takeLock(directory)
@@ -52,7 +52,7 @@ public final class RunOutput {
             guard overwrite else {
                 close(lock)
                 throw RunOutputError("\(directory): already holds \(existing.joined(separator: ", ")) from an earlier run; "
-                                     + "choose another --out, continue it with --resume \(directory), or pass --overwrite")
+                                     + "choose another --out, continue it with --resume \(directory.shellQuoted), or pass --overwrite")
             }
             for f in existing {
                 do { try fm.removeItem(atPath: directory + "/" + f) } catch {

@@ -355,8 +355,8 @@ public enum TrainingCheckpoint {
     }
 
     static func makeDirectory(_ path: String) throws {
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw CheckpointError(path: path, message: "cannot create the directory (\(error.localizedDescription))")
+        do { try DurableFile.makeDirectories(path) } catch {
+            throw CheckpointError(path: path, message: "\(error)")
         }
     }
 

@@ -61,7 +61,7 @@ enum RunReport {
     }
 
     /// The last epoch's numbers in a table, and what to try next.
-    static func summary(_ history: [JSONRecord], seconds: Double, directory: String) -> String {
+    static func summary(_ history: [JSONRecord], seconds: Double, directory: String, continueWith: String) -> String {
         guard let last = history.last else { return "done: \(directory) (no epoch ran)" }
         var d: [String: Double] = [:]
         for (k, v) in last.fields {
@@ -89,15 +89,27 @@ enum RunReport {
             out += "  note: Î \(f(mi)) exceeds the mean KL \(f(kl)), which the true MI never does: the classifier's "
                 + "estimate is not to be trusted here (typically a collapsed encoder; docs/RESULTS.md)\n"
         }
+        let model = (directory + "/model.safetensors").shellQuoted
         out += """
 
         next:
-          vaeas-dist eval --checkpoint \(directory)/model.safetensors          # IW NLL, ELBO, AU (and the classifier's MI/MD/SC)
-          vaeas-dist estimate --checkpoint \(directory)/model.safetensors      # Monte Carlo MI and MD (Figures 2–3)
-          vaeas-dist sample --checkpoint \(directory)/model.safetensors --out \(directory)/samples.png
-          vaeas-dist train --resume \(directory) --set train.epochs=\(Int(d["epoch"] ?? 0) + 10)   # continue
+          vaeas-dist eval --checkpoint \(model)          # IW NLL, ELBO, AU (and the classifier's MI/MD/SC)
+          vaeas-dist estimate --checkpoint \(model)      # Monte Carlo MI and MD (Figures 2–3)
+          vaeas-dist sample --checkpoint \(model) --out \((directory + "/samples.png").shellQuoted)
+          vaeas-dist train --resume \(directory.shellQuoted) \(continueWith)   # continue
         """
         return out
+    }
+
+    /// The --set that lets `--resume` go on from where the run stopped: past
+    /// `train.max_steps` when that stopped it (raising train.epochs alone would
+    /// be refused), and 10 more epochs when the epochs are done.
+    static func continueHint(config: TrainConfig, step: DataParallelStep) -> String {
+        let t = config.train
+        var sets: [String] = []
+        if t.maxSteps > 0 && step.globalStep >= t.maxSteps { sets.append("train.max_steps=0") }
+        if step.globalStep >= t.epochs * step.stepsPerEpoch { sets.append("train.epochs=\(t.epochs + 10)") }
+        return sets.map { "--set " + $0 }.joined(separator: " ")
     }
 
     private static func f(_ x: Double?) -> String { x.map { String(format: "%.3f", $0) } ?? "-" }

@@ -131,7 +131,10 @@ struct Train: ParsableCommand {
         let t0 = Date()
         try loop.run()
         try loop.step.timeline?.finish()
-        if comm.isRoot { print(RunReport.summary(loop.history, seconds: Date().timeIntervalSince(t0), directory: directory)) }
+        if comm.isRoot {
+            print(RunReport.summary(loop.history, seconds: Date().timeIntervalSince(t0), directory: directory,
+                                    continueWith: RunReport.continueHint(config: config, step: loop.step)))
+        }
     }
 
     /// `--resume DIR`: the newest intact checkpoint, the run's config with the

@@ -129,4 +129,26 @@ final class BadInputTests: XCTestCase {
         let epochs = try CLI.jsonLines(out + "/metrics.jsonl").map { $0["epoch"] as! Int }
         XCTAssertEqual(epochs, [1, 2], "the diverged attempt leaves no line behind")
     }
+
+    /// Issue #21's smaller items: an --out below a regular file is named as
+    /// such (it was "NSCocoaErrorDomain 512"); the summary's resume command
+    /// is shell-quoted and, after a train.max_steps stop, lifts the cap (it
+    /// raised train.epochs, which --resume then refused); followed as printed,
+    /// it continues the run.
+    func testPrintedCommandsWorkAsPrinted() throws {
+        let root = CLI.temporaryDirectory("printed-commands")
+        let file = root + "/a-file"
+        try "x".write(toFile: file, atomically: true, encoding: .utf8)
+        var args = smallArguments(out: file + "/run")
+        assertFails(try CLI.run(args), mentions: ["\(file) exists and is not a directory"])
+        let out = root + "/run with space"
+        args = smallArguments(out: out, extra: ["--set", "train.max_steps=5", "--set", "train.epochs=2"])
+        let r = try CLI.run(args)
+        XCTAssertEqual(r.status, 0, r.output)
+        let line = try XCTUnwrap(r.stdout.split(separator: "\n").first { $0.contains("vaeas-dist train --resume") }, r.stdout)
+        XCTAssertTrue(line.contains("--resume '\(out)' --set train.max_steps=0"), String(line))
+        let resumed = try CLI.run(["train", "--resume", out, "--set", "train.max_steps=0"])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.stdout.contains("--resume '\(out)' --set train.epochs=12"), resumed.stdout)
+    }
 }
