@@ -7,6 +7,8 @@
 # 1. apt packages: Open MPI and zlib (linked by the Swift targets), Debian's
 #    OpenBLAS (the fallback BLAS, VAEAS_BLAS=openblas) and dataset-fashion-mnist
 #    (the default training data, /usr/share/datasets/fashion-mnist).
+#    As root also slurmctld, slurmd, slurm-client and munge (no recommends): the
+#    one-node SLURM that Tests/IntegrationTests/SlurmTests.swift starts.
 # 1b. The BLAS vaeas-dist opens by default: PyPI's scipy-openblas32 (OpenBLAS
 #    0.3.34 as numpy and scipy ship it; docs/PERFORMANCE.md "Which BLAS"), its
 #    library directory registered with the dynamic loader (/etc/ld.so.conf.d)
@@ -62,6 +64,19 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 else
     say "apt packages present: ${apt_packages[*]}"
+fi
+
+# A one-node SLURM for SlurmTests (cluster/slurm-local.sh starts it there): the daemons, the
+# client commands and munge, without recommends (mail, documentation). Root only: slurmd must run as root.
+slurm_packages=(slurmctld slurmd slurm-client munge)
+if [ "$(id -u)" -eq 0 ]; then
+    slurm_missing=()
+    for p in "${slurm_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || slurm_missing+=("$p"); done
+    if [ "${#slurm_missing[@]}" -gt 0 ]; then
+        say "installing apt packages for the one-node SLURM tests: ${slurm_missing[*]}"
+        [ "${#missing[@]}" -gt 0 ] || apt-get update
+        env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${slurm_missing[@]}"
+    fi
 fi
 
 command -v python3 >/dev/null 2>&1 || die "python3 not found on PATH (the tests need python3 with safetensors and numpy)"
