@@ -97,5 +97,6 @@ for _ in $(seq 100); do
     [ "$state" = idle ] && break
     sleep 0.2
 done
-[ "$state" = idle ] || { printf 'slurm-local.sh: the node is "%s", not idle; see %s/log\n' "$state" "$dir" >&2; stop; exit 1; }
+# The daemons could not be brought up here (ports, permissions): not available, with the logs named.
+[ "$state" = idle ] || { stop; unavailable "the node is \"$state\", not idle, 20 s after starting the daemons; see $dir/log"; }
 printf 'export SLURM_CONF=%s\n' "$SLURM_CONF"

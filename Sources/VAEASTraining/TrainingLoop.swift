@@ -101,6 +101,7 @@ public final class TrainingLoop {
                 for s in (resumed ? position.stepInEpoch : 0)..<stepsPerEpoch {
                     watchdog?.mark(step: step.globalStep + 1, phase: "training step")
                     FaultInjection.stallIfAsked(step: step.globalStep + 1, rank: comm.rank)
+                    try FaultInjection.failIfAsked(step: step.globalStep + 1, rank: comm.rank)
                     step.requestStop = Preemption.signal != 0
                     step.requestCheckpoint = comm.isRoot && t.checkpointMinutes > 0
                         && Date().timeIntervalSince(lastStateSave) >= t.checkpointMinutes * 60

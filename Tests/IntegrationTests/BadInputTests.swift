@@ -151,4 +151,19 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.output)
         XCTAssertTrue(resumed.stdout.contains("--resume '\(out)' --set train.epochs=12"), resumed.stdout)
     }
+
+    /// An error only one rank knows of, mid-run (injected on rank 1 of 2):
+    /// that rank prints it with its rank and host and says it ends the job,
+    /// and the job ends at once with a non-zero status, not with a bare
+    /// MPI_Abort banner or a hang (issue #21's smaller items).
+    func testAnErrorOnlyOneRankSeesEndsTheJobNamingIt() throws {
+        let out = CLI.temporaryDirectory("one-rank-error")
+        let t0 = Date()
+        let r = try CLI.run(smallArguments(out: out, extra: ["--set", "train.epochs=3"]), ranks: 2,
+                            environment: ["VAEAS_TEST_FAIL": "5@1"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 30)
+        XCTAssertTrue(r.stderr.contains("error: rank 1 of 2") && r.stderr.contains("injected failure before step 5"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("rank 1 ends the job (MPI_Abort)"), r.stderr)
+    }
 }
