@@ -54,7 +54,7 @@ public enum Benchmark {
         return out
     }
 
-    /// A named set of products timed together (`bench --gemm`).
+    /// A named set of products timed together (`bench gemm`).
     public struct GemmGroup: Sendable {
         public let name: String
         public let shapes: [GemmShape]

@@ -72,7 +72,7 @@ public final class TrainingLoop {
 
     private func train() throws {
         let t = config.train
-        var position = start
+        let position = start
         let runStart = Date().addingTimeInterval(-position.elapsed)
         var stop = false
         let stepsPerEpoch = step.stepsPerEpoch

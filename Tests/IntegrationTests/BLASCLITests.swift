@@ -34,7 +34,7 @@ final class BLASCLITests: XCTestCase {
     }
 
     func testBenchAndRunRecordsCarryTheBLAS() throws {
-        let gemm = try CLI.run(["bench", "--gemm", "--json", "--threads", "1", "--steps", "1", "--warmup", "0",
+        let gemm = try CLI.run(["bench", "gemm", "--json", "--threads", "1", "--steps", "1", "--warmup", "0",
                                 "--set", "model.hidden=32", "--set", "model.dec_layers=1"])
         XCTAssertEqual(gemm.status, 0, gemm.output)
         let lines = gemm.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }

@@ -8,7 +8,7 @@
 
 vaeas-dist dlopens its BLAS at start-up, chosen by VAEAS_BLAS (scipy-openblas, the default;
 openblas, Debian's; blis; mkl; or a path to a .so). For each candidate this script runs
-`vaeas-dist bench --gemm --config CONFIG --json --threads 1,2` with VAEAS_BLAS set: the BLAS alone
+`vaeas-dist bench gemm --config CONFIG --json --threads 1 2` with VAEAS_BLAS set: the BLAS alone
 on the products of the paper's VAE step at batch 128 and 64 (vae-b128, vae-b64) and of the
 classifier's output layer at V = 1000 and 50000 (output-v1000, output-v50000), at each thread count,
 as GFLOP/s and as a fraction of the core's nominal peak (`vaeas-dist --version`'s cpu line).
@@ -19,7 +19,7 @@ Candidates: by default scipy-openblas, openblas, blis and mkl, each only if it l
 environment for that candidate only (e.g. `openblas+OPENBLAS_CORETYPE=Prescott`: OpenBLAS's
 generic kernel, to show what a CPU it does not know costs); `--candidate defaults` adds the
 default four. The rest of the environment passes through unchanged, except OPENBLAS_NUM_THREADS,
-which is removed (bench --gemm sets each thread count itself).
+which is removed (bench gemm sets each thread count itself).
 
 --rounds R interleaved rounds (default 5): each round runs every candidate once, the order
 rotated by one each round, so drift of a shared machine falls on all; per (candidate, products,
@@ -55,8 +55,8 @@ DEFAULTS = ["scipy-openblas", "openblas", "blis", "mkl"]
 
 
 def gemm_bench(a, value, extra):
-    """One `vaeas-dist bench --gemm --json` run under the candidate: its JSON records."""
-    args = [a.bin, "bench", "--gemm", "--config", a.config_path, "--json", "--threads", a.threads,
+    """One `vaeas-dist bench gemm --json` run under the candidate: its JSON records."""
+    args = [a.bin, "bench", "gemm", "--config", a.config_path, "--json", "--threads", *a.threads.split(","),
             "--steps", str(a.steps), "--warmup", str(a.warmup)]
     r = subprocess.run(args, env=child_env(value, extra), capture_output=True, text=True, timeout=3600)
     records = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
@@ -173,7 +173,7 @@ def render(a, chosen, skipped, records, errors, raw_path, out):
         f"<!-- blas_table.py: begin {slug} -->",
         cpu_heading(chosen[0][3]["cpu"], first),
         "",
-        f"Measured {now}: `vaeas-dist bench --gemm` (the BLAS alone on the step's products, {a.config}) under each "
+        f"Measured {now}: `vaeas-dist bench gemm` (the BLAS alone on the step's products, {a.config}) under each "
         f"candidate, {a.rounds} interleaved round{'s' if a.rounds != 1 else ''} (order rotated each round), "
         f"{a.steps} timed repetitions after {a.warmup} warm-up per run; medians"
         + (" and min–max over rounds." if a.rounds > 1 else "."),

@@ -23,7 +23,7 @@ by P. Points with more ranks than cores (nproc, or SLURM's allocation under srun
 marked oversubscribed: they show that the code runs, not how fast.
 
 `run --append` adds points to OUT/points.jsonl (same-named ones are rerun), e.g. V = 10^6 at
-P = 1, 2 only. `collectives` runs `vaeas-dist bench --collectives` at each P into
+P = 1, 2 only. `collectives` runs `vaeas-dist bench collectives` at each P into
 OUT/collectives.jsonl. `project` (tools/vaeas_tools/scaling/projection.py, alphabeta.py) fits
 the α–β(–γ) model to them, predicts every measured point from its calibration and the fitted
 collectives, and projects step time and efficiency to P = 512 for the replicated, partitioned
@@ -59,7 +59,7 @@ def parser():
     r.add_argument("--launcher", choices=["mpirun", "srun"], default="mpirun")
     r.add_argument("--out", default="runs/scaling")
     r.add_argument("--append", action="store_true", help="keep OUT/points.jsonl's other points (same-named ones are rerun)")
-    c = sub.add_parser("collectives", help="time allreduce/allgather/reduce-scatter over sizes at each P (bench --collectives)")
+    c = sub.add_parser("collectives", help="time allreduce/allgather/reduce-scatter over sizes at each P (bench collectives)")
     c.add_argument("--ranks", default="2,3,4")
     c.add_argument("--bytes", default=None, help="bench --bytes (default: its 4 B … 64 MiB)")
     c.add_argument("--launcher", choices=["mpirun", "srun"], default="mpirun")

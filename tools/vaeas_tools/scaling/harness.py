@@ -116,14 +116,14 @@ def batch_of(config, sets):
 
 
 def collectives(args):
-    """`bench --collectives --json` at each P into OUT/collectives.jsonl (rows of other P kept)."""
+    """`bench collectives --json` at each P into OUT/collectives.jsonl (rows of other P kept)."""
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "collectives.jsonl")
     ranks = [int(p) for p in args.ranks.split(",")]
     kept = [r for r in io.read_jsonl(path, missing_ok=True) if r["ranks"] not in ranks]
     rows = []
     for p in ranks:
-        cmd = launcher_cmd(args.launcher, p) + ["bench", "--collectives", "--json"] + (["--bytes", args.bytes] if args.bytes else [])
+        cmd = launcher_cmd(args.launcher, p) + ["bench", "collectives", "--json"] + (["--bytes"] + args.bytes.split(",") if args.bytes else [])
         print("scaling: collectives at P =", p, flush=True)
         r = subprocess.run(cmd, cwd=paths.ROOT, capture_output=True, text=True)
         if r.returncode != 0:

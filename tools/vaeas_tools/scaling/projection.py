@@ -70,7 +70,7 @@ def median(v):
 def fits_section(fits, split_mib, ncores):
     """Section 1: the fits and their errors against the measured sizes."""
     lines = ["## 1. The collectives measured here, and the fitted model", "",
-             "`bench --collectives` (nccl-tests' sizes: allreduce the buffer, allgather the gathered result, reduce-scatter "
+             "`bench collectives` (nccl-tests' sizes: allreduce the buffer, allgather the gathered result, reduce-scatter "
              "the input; median of the slowest rank's time per call). Per collective and P an affine fit T = a + n·b "
              f"(relative-error least squares) for sizes up to {split_mib:g} MiB and one above (messages that fit this "
              "CPU's 32 MiB last-level cache with their buffers, and those that stream through DRAM, move at different rates), "
