@@ -5,15 +5,7 @@ import XCTest
 /// diverged state (`train.divergence_factor`), and `--resume DIR --from-step N`
 /// continues from any kept checkpoint.
 final class DivergenceTests: XCTestCase {
-    /// 600 samples, 12 steps per epoch, 3 epochs.
-    func arguments(out: String, _ extra: [String] = []) -> [String] {
-        var a = ["train", "--out", out, "--overwrite", "--data-dir", CLI.sharedData]
-        for s in ["data.name=binarized-mnist", "data.limit=600", "model.latent=8", "model.hidden=32", "model.enc_layers=2",
-                  "model.dec_layers=2", "train.batch=50", "train.log_every=1", "train.epochs=3", "eval.every=1"] {
-            a += ["--set", s]
-        }
-        return a + extra
-    }
+    func arguments(out: String, _ extra: [String] = []) -> [String] { resumableRunArguments(out: out, extra) }
 
     func checkpoints(_ dir: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir + "/checkpoints")) ?? []).sorted()

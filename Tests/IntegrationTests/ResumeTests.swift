@@ -7,15 +7,7 @@ import _TestSupport
 /// at the same rank count, resharded at another), stop signals, a killed rank,
 /// kills during checkpoint writes, corrupt checkpoints, a full disk.
 final class ResumeTests: XCTestCase {
-    /// 600 samples, 12 steps per epoch, 3 epochs: a run takes about a second.
-    func arguments(out: String, _ extra: [String] = []) -> [String] {
-        var a = ["train", "--out", out, "--overwrite", "--data-dir", CLI.sharedData]
-        for s in ["data.name=binarized-mnist", "data.limit=600", "model.latent=8", "model.hidden=32", "model.enc_layers=2",
-                  "model.dec_layers=2", "train.batch=50", "train.log_every=1", "train.epochs=3", "eval.every=1"] {
-            a += ["--set", s]
-        }
-        return a + extra
-    }
+    func arguments(out: String, _ extra: [String] = []) -> [String] { resumableRunArguments(out: out, extra) }
 
     static let vaeas = ["--set", "objective.kind=vaeas", "--set", "objective.labels=300", "--set", "model.cls_layers=1",
                         "--set", "objective.alpha=0.5", "--set", "train.samples=2"]
