@@ -8,6 +8,9 @@ import SafeTensors
 /// step (this one), the rank's shard of parameters and its optimizer
 /// (`ShardedParameters`), and the checkpoint's gathered tensors (`ShardedCheckpoint`).
 public protocol LabelOutputLayer: AnyObject {
+    /// Which layer this is (what checkpoints record, and what a benchmark needs
+    /// to know), so that no call site has to test the concrete type.
+    var softmax: SoftmaxKind { get }
     var labels: Int { get }
     /// h, the width of the hidden rows it reads.
     var width: Int { get }

@@ -22,6 +22,7 @@ import Glibc
 ///    the ranks that own the hidden rows by `RowGather.backward` (reduce-scatter).
 /// Communication per step is O(R·h + R) floats whatever V is.
 public final class PartitionedSoftmax: PartitionedOutputLayer {
+    public var softmax: SoftmaxKind { .full }
     public let labels: Int
     public let width: Int
     public let comm: Communicator

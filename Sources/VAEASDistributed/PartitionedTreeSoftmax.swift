@@ -32,6 +32,7 @@ import Glibc
 /// only on the steps where it has a gradient, with bias correction from the
 /// global step count. Communication per step: O(R·h + 2^d·h) floats, whatever V is.
 public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
+    public var softmax: SoftmaxKind { .tree }
     public let labels: Int
     public let width: Int
     public let comm: Communicator

@@ -45,8 +45,8 @@ public enum Benchmark {
             if withMI { out.append(GemmShape(transA: false, transB: false, m: localRows, n: l.inFeatures, k: l.outFeatures)) }
         }
         // The tree walks paths with dot products, not matrix products.
-        guard let full = c.output as? PartitionedSoftmax else { return out }
-        let v = full.owned.count, h = full.width
+        guard c.output.softmax == .full else { return out }
+        let v = c.output.ownedRows, h = c.output.width
         out.append(GemmShape(transA: false, transB: true, m: globalRows, n: v, k: h))
         out.append(GemmShape(transA: true, transB: false, m: v, n: h, k: globalRows))
         // dH of CE and of Î in one product of the stacked logit gradients (2R rows with Î).

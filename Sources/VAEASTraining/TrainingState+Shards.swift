@@ -65,7 +65,7 @@ extension TrainingCheckpoint {
     static func restoreShard(_ layer: PartitionedOutputLayer, dir: String, manifest: StateManifest,
                              settings: OptimizerSettings) throws {
         guard manifest.labels == layer.labels, manifest.width == layer.width,
-              manifest.softmax == (layer is PartitionedTreeSoftmax ? "tree" : "full") else {
+              manifest.softmax == layer.softmax.rawValue else {
             throw CheckpointError(path: dir, message: "the checkpoint's output layer (V = \(manifest.labels ?? 0), h = \(manifest.width ?? 0), \(manifest.softmax ?? "none")) does not match the model's")
         }
         // Where each global row sits: shard and position in its storage order.

@@ -28,8 +28,15 @@ struct Train: ParsableCommand {
 
         SIGTERM, SIGINT or SIGUSR1 on any rank: the ranks agree at the next step boundary, \
         write a checkpoint and exit with status \(Preemption.exitStatus); a second signal exits \
-        at once. Under mpirun send SIGUSR1 to mpirun (forwarded to every rank); under srun, \
+        at once. During the epoch-end evaluation the signal stops it within one chunk (the \
+        epoch's checkpoint is written before its evaluation; the resumed run evaluates first). Under mpirun send SIGUSR1 to mpirun (forwarded to every rank); under srun, \
         scancel or --signal=USR1@SECONDS.
+
+        A non-finite loss or gradient, or a loss over train.divergence_factor (default 100) \
+        times the lowest step loss so far, stops the run with status 1 before the update, and \
+        nothing of the diverged state is checkpointed (each checkpoint first checks the last \
+        update's loss on its own batch); continue with --resume DIR --from-step N (any kept \
+        checkpoint) and, say, --allow-config-change train.lr --set train.lr=….
 
         A rank that makes no progress for train.stall_timeout seconds (default 300; a peer \
         frozen or a call that never returns) ends the job with exit status \(StallWatchdog.exitStatus): \
