@@ -60,7 +60,9 @@ public final class TrainingLoop {
     /// The newest training-state checkpoint (the one resumed from, then each written): named when the run diverges.
     public var newestCheckpoint: String?
     /// The last step's global batch and epoch, for the check before a checkpoint.
-    private var lastBatch: (indices: [Int32], epoch: Int)?
+    /// Reused every step (no allocation in the loop once it has grown to a batch).
+    private var lastBatch: [Int32] = []
+    private var lastBatchEpoch = 0
     private var checkedAtStep = -1
 
     public func run() throws {
@@ -107,7 +109,9 @@ public final class TrainingLoop {
                         && Date().timeIntervalSince(lastStateSave) >= t.checkpointMinutes * 60
                     let range = (s * t.batch)..<min((s + 1) * t.batch, p.count)
                     let st = try step(UnsafeBufferPointer(rebasing: p[range]), epoch: epoch)
-                    lastBatch = (Array(p[range]), epoch)
+                    lastBatch.removeAll(keepingCapacity: true)
+                    lastBatch.append(contentsOf: p[range])
+                    lastBatchEpoch = epoch
                     total.add(st)
                     if t.logEvery > 0 && step.globalStep % t.logEvery == 0 {
                         try logStep(st, epoch: epoch, elapsed: Date().timeIntervalSince(runStart))
@@ -222,10 +226,10 @@ public final class TrainingLoop {
     /// checked here, on the loss of the same batch with the same noise at the
     /// parameters about to be saved. One forward pass per checkpoint.
     private func checkBeforeCheckpoint() throws {
-        guard step.divergence.factor > 0, let last = lastBatch, checkedAtStep != step.globalStep else { return }
+        guard step.divergence.factor > 0, !lastBatch.isEmpty, checkedAtStep != step.globalStep else { return }
         checkedAtStep = step.globalStep
-        let loss = last.indices.withUnsafeBufferPointer { step.forward.losses($0, epoch: last.epoch).objective }
-        try step.divergence.observe(loss, epoch: last.epoch, step: step.globalStep, beforeCheckpoint: true)
+        let loss = lastBatch.withUnsafeBufferPointer { step.forward.losses($0, epoch: lastBatchEpoch).objective }
+        try step.divergence.observe(loss, epoch: lastBatchEpoch, step: step.globalStep, beforeCheckpoint: true)
     }
 
     /// `steps.jsonl`: one line per `train.log_every` steps.
