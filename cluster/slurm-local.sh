@@ -4,7 +4,7 @@
 #
 #   cluster/slurm-local.sh start DIR   writes DIR/slurm.conf, starts munged (if it is not
 #                                      running), slurmctld and slurmd, waits for the node
-#   cluster/slurm-local.sh stop DIR    stops that slurmctld and slurmd
+#   cluster/slurm-local.sh stop DIR    stops that slurmctld and slurmd (and munged if start started it)
 #
 # Then: export SLURM_CONF=DIR/slurm.conf; sbatch …; srun --mpi=pmix …
 # Needs root and Debian's slurmctld, slurmd, slurm-client and munge (scripts/setup.sh
@@ -19,19 +19,38 @@ usage() { printf 'usage: %s start|stop DIR\n' "$0" >&2; exit 64; }
 action="$1"; dir="$2"
 unavailable() { printf 'slurm-local.sh: %s\n' "$1" >&2; exit 2; }
 
+# Starts a daemon without the file descriptors this script inherited beyond 0–2. A daemon that
+# keeps one open holds it for as long as it lives: a caller's pipe never reaches end of file, and
+# Foundation's Process (which watches a socket it passes to the child) never sees this script
+# exit — that hung the Swift test suite on a machine where munged was not yet running.
+detached() {
+    (
+        for fd in /proc/self/fd/*; do
+            n="${fd##*/}"
+            if [ "$n" -gt 2 ] && [ "$n" != 255 ]; then eval "exec $n>&-" 2>/dev/null || true; fi
+        done
+        exec "$@" </dev/null
+    )
+}
+
 stop() {
     for d in slurmd slurmctld; do
-        if [ -f "$dir/$d.pid" ]; then kill "$(cat "$dir/$d.pid")" 2>/dev/null || true; fi
+        if [ -f "$dir/$d.pid" ]; then kill "$(cat "$dir/$d.pid" 2>/dev/null)" 2>/dev/null || true; fi
     done
     for _ in $(seq 50); do
         alive=0
         for d in slurmd slurmctld; do
-            [ -f "$dir/$d.pid" ] && kill -0 "$(cat "$dir/$d.pid")" 2>/dev/null && alive=1
+            [ -f "$dir/$d.pid" ] && kill -0 "$(cat "$dir/$d.pid" 2>/dev/null)" 2>/dev/null && alive=1
         done
         [ "$alive" = 0 ] && break
         sleep 0.1
     done
     rm -f "$dir/slurmd.pid" "$dir/slurmctld.pid"
+    # munged only if this script started it (a site's own munged is left alone).
+    if [ -f "$dir/munged.started" ]; then
+        runuser -u munge -- /usr/sbin/munged --stop >/dev/null 2>&1 || true
+        rm -f "$dir/munged.started"
+    fi
 }
 
 case "$action" in
@@ -84,14 +103,15 @@ if ! munge -n >/dev/null 2>&1; then
     chown munge:munge /run/munge
     chown -R munge:munge /etc/munge /var/lib/munge /var/log/munge 2>/dev/null || true
     [ -f /etc/munge/munge.key ] || { mungekey --create 2>/dev/null || /usr/sbin/mungekey -c; chown munge:munge /etc/munge/munge.key; }
-    runuser -u munge -- /usr/sbin/munged
+    detached runuser -u munge -- /usr/sbin/munged
+    touch "$dir/munged.started"
     for _ in $(seq 50); do munge -n >/dev/null 2>&1 && break; sleep 0.1; done
     munge -n >/dev/null 2>&1 || unavailable "munged did not start"
 fi
 
 export SLURM_CONF="$dir/slurm.conf"
-slurmctld -f "$SLURM_CONF"
-slurmd -f "$SLURM_CONF"
+detached slurmctld -f "$SLURM_CONF"
+detached slurmd -f "$SLURM_CONF"
 for _ in $(seq 100); do
     state="$(sinfo -h -n "$host" -o %t 2>/dev/null || true)"
     [ "$state" = idle ] && break

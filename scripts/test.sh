@@ -24,5 +24,33 @@ if [ "${VAEAS_SKIP_PYTEST:-0}" != 1 ]; then
     python3 -m pytest -q -p no:cacheprovider tools/tests
 fi
 
-printf 'test: swift test -c release %s\n' "$*"
-exec swift test -c release "$@"
+# A hang must not use up CI's time without a word: past VAEAS_TEST_TIMEOUT seconds (default 2700; the whole suite
+# takes 5 to 8 minutes on 2 cores) the processes still running are printed, then every process of the suite's
+# session (the test binary and what it started) is stopped, and the status is 124. Output is line-buffered (stdbuf),
+# so the log shows the test that was running even when the run is stopped.
+limit="${VAEAS_TEST_TIMEOUT:-2700}"
+printf 'test: swift test -c release %s   (stopped after %s s)\n' "$*" "$limit"
+setsid stdbuf -oL -eL swift test -c release "$@" &
+suite=$!   # setsid: the suite's session id
+(
+    end=$((SECONDS + limit))
+    while kill -0 "$suite" 2>/dev/null; do
+        if [ "$SECONDS" -ge "$end" ]; then
+            printf '\ntest: the suite is still running after %s s (VAEAS_TEST_TIMEOUT); its processes:\n' "$limit"
+            ps -s "$suite" -o pid,ppid,stat,etime,args --forest | cut -c1-400
+            touch "${TMPDIR:-/tmp}/vaeas-test-timeout.$suite"
+            pkill -TERM -s "$suite"; sleep 20; pkill -KILL -s "$suite"
+            break
+        fi
+        sleep 2
+    done
+) &
+status=0
+wait "$suite" || status=$?
+wait
+if [ -e "${TMPDIR:-/tmp}/vaeas-test-timeout.$suite" ]; then
+    rm -f "${TMPDIR:-/tmp}/vaeas-test-timeout.$suite"
+    printf 'test: stopped: the suite did not finish in %s s\n' "$limit"
+    exit 124
+fi
+exit "$status"

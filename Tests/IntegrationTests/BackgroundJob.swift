@@ -55,13 +55,13 @@ final class BackgroundJob {
         return false
     }
 
-    func wait(timeout: TimeInterval) -> CLI.Result {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { process.interrupt(); usleep(500_000); kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        group.wait()
-        return CLI.Result(status: process.terminationStatus, stdout: String(decoding: outSink.data, as: UTF8.self),
+    func wait(timeout: TimeInterval, file: StaticString = #filePath, line: UInt = #line) -> CLI.Result {
+        let what = "mpirun " + (process.arguments ?? []).joined(separator: " ")
+        guard let status = CLI.finish(process, pipes: group, deadline: Date().addingTimeInterval(timeout), what: what,
+                                      file: file, line: line) else {
+            return CLI.Result(status: -1, stdout: "", stderr: "\(what): no exit status (see the test failure)")
+        }
+        return CLI.Result(status: status, stdout: String(decoding: outSink.data, as: UTF8.self),
                           stderr: String(decoding: errSink.data, as: UTF8.self))
     }
 }
