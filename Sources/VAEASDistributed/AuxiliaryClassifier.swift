@@ -49,7 +49,7 @@ public final class AuxiliaryClassifier {
             hidden.forward(z, rows: localRows, params: params)
             h = UnsafePointer(hidden.output)
         }
-        Trace.span("classifier output layer forward", "classifier") {
+        Trace.span("classifier output layer forward", .classifier) {
             output.forward(hLocal: h, localRows: localRows, targets: targets, batch: batch, samples: samples)
         }
     }
@@ -62,7 +62,7 @@ public final class AuxiliaryClassifier {
     public func backward(z: UnsafePointer<Float>, localRows: Int, ceScale: Float, miScale: Float, zCEScale: Float = 0,
                          estimator: MIEstimator, params: UnsafePointer<Float>, grads: UnsafeMutablePointer<Float>,
                          layerDone: ((Linear) -> Void)? = nil) -> Bool {
-        Trace.span("classifier output layer backward", "classifier") {
+        Trace.span("classifier output layer backward", .classifier) {
             output.backward(ceScale: ceScale, miScale: miScale, estimator: estimator)
         }
         let dH = output.rowGather

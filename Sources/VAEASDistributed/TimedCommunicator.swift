@@ -2,69 +2,29 @@ import VAEASConfig
 import VAEASCore
 import Dispatch
 
-/// A `Communicator` that forwards every call, adds up the seconds spent
-/// in collectives (how `bench` separates communication from computation in
-/// code, the partitioned softmax, that interleaves the two) and, when a
-/// timeline is recording, records each collective as an event with its byte
-/// count.
-///
-/// `seconds` is the time this rank spent inside communication calls: the
-/// blocking collectives, and the start, polls and waits of the nonblocking
-/// ones — the communication compute could not hide ("exposed").
-/// `inFlightSeconds` is the nonblocking collectives' time from start to the
-/// call that saw them complete (bounded below by their real duration, above
-/// by the polling granularity).
+/// A `Communicator` that forwards every call and reports it: to `Trace` (the
+/// seconds per communication phase that `bench` prints, and the timeline's
+/// events with their byte counts) and to the stall watchdog (`monitor`).
+/// The phase comes from the span the call is made in (`Trace.collective`), so
+/// the model and the reducers name their collectives with `Trace.span`, not
+/// through this type.
 public final class TimedCommunicator: Communicator {
     public let base: Communicator
     /// Told when each call begins and ends (the training run's stall watchdog); nil: nobody.
     public var monitor: CollectiveMonitor?
-    public private(set) var seconds = 0.0
-    public private(set) var inFlightSeconds = 0.0
-    /// Names the timeline events of the calls made inside `labeled` (e.g. the
-    /// classifier's collectives: "allgather H"); nil: the operation's name.
-    public var context: String?
-    private var started: [ObjectIdentifier: (start: UInt64, name: String)] = [:]
+    /// The nonblocking collectives in flight: their start, phase and timeline name.
+    private var started: [ObjectIdentifier: (start: UInt64, phase: Trace.Phase, name: String?)] = [:]
 
     public init(_ base: Communicator) { self.base = base }
 
     public var rank: Int { base.rank }
     public var size: Int { base.size }
 
-    /// Runs `body` with `context` set to `name`.
-    public func labeled<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
-        let saved = context
-        context = name
-        defer { context = saved }
-        return try body()
-    }
-
     @inline(__always)
-    private func timed(_ op: StaticString, bytes: Int, _ body: () -> Void) {
-        if let monitor { monitor.collectiveBegan(eventName(op)) }
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        body()
-        let t1 = DispatchTime.now().uptimeNanoseconds
+    private func timed(_ op: StaticString, bytes: Int, blocking: Bool = true, _ body: () -> Void) {
+        monitor?.collectiveBegan(op, within: Trace.current?.label)
+        Trace.collective(op, bytes: bytes, blocking: blocking, body)
         monitor?.collectiveEnded()
-        seconds += Double(t1 - t0) * 1e-9
-        if Trace.recording {
-            Trace.record(eventName(op), "communication", start: t0, end: t1, track: Trace.mainTrack,
-                         args: [("bytes", Double(bytes))])
-        }
-    }
-
-    /// The classifier's collectives by their role in the design doc; others by operation.
-    private func eventName(_ op: StaticString) -> String {
-        guard let context else { return "\(op)" }
-        if context == "classifier" {
-            switch "\(op)" {
-            case "allgatherv": return "allgather H"
-            case "reduce_scatterv": return "reduce-scatter dH"
-            case "allreduce_max": return "allreduce max"
-            case "allreduce_sum": return "allreduce sum"
-            default: break
-            }
-        }
-        return "\(context): \(op)"
     }
 
     public func allreduceSum(_ b: UnsafeMutableBufferPointer<Float>) {
@@ -95,41 +55,41 @@ public final class TimedCommunicator: Communicator {
 
     public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) -> CollectiveRequest {
         var request: CollectiveRequest! = nil
+        let phase = Trace.communicationPhase, name = Trace.currentName
         let t0 = DispatchTime.now().uptimeNanoseconds
-        timed("iallreduce start", bytes: 4 * buffer.count) { request = base.startAllreduceSum(buffer) }
-        started[ObjectIdentifier(request)] = (t0, context ?? "iallreduce")
+        timed("iallreduce start", bytes: 4 * buffer.count, blocking: false) { request = base.startAllreduceSum(buffer) }
+        started[ObjectIdentifier(request)] = (t0, phase, name)
         if request.isComplete { finished(request) }
         return request
     }
 
     public func test(_ request: CollectiveRequest) -> Bool {
         if request.isComplete { return true }
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        let done = base.test(request)
-        seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+        // Not told to the watchdog: how often a rank polls varies, and it compares the calls ranks began.
+        let done = Trace.collective("test", bytes: 0, blocking: false) { base.test(request) }
         if done { finished(request) }
         return done
     }
 
     public func wait(_ request: CollectiveRequest) {
         if request.isComplete, started[ObjectIdentifier(request)] == nil { return }
-        timed("wait", bytes: 4 * request.count) { base.wait(request) }
+        timed("wait", bytes: 0, blocking: false) { base.wait(request) }
         finished(request)
     }
 
     /// Books a nonblocking collective's time in flight (and its timeline event on the in-flight track).
     private func finished(_ request: CollectiveRequest) {
         guard let s = started.removeValue(forKey: ObjectIdentifier(request)) else { return }
-        let end = DispatchTime.now().uptimeNanoseconds
-        inFlightSeconds += Double(end - s.start) * 1e-9
-        Trace.record(s.name, "communication", start: s.start, end: end, track: Trace.inFlightTrack,
-                     args: [("bytes", Double(4 * request.count))])
+        Trace.inFlight(s.name, phase: s.phase, start: s.start, end: DispatchTime.now().uptimeNanoseconds,
+                       bytes: 4 * request.count)
     }
 }
 
 /// Watches a rank's communication calls: `TimedCommunicator` tells it when each
-/// begins (with its name, e.g. "gradient allreduce: allreduce_sum") and ends.
+/// begins (the operation, and the label of the span it is made in, e.g.
+/// "allreduce_sum" within "gradient allreduce": constant strings, so telling
+/// costs no allocation) and ends.
 public protocol CollectiveMonitor: AnyObject {
-    func collectiveBegan(_ name: String)
+    func collectiveBegan(_ op: StaticString, within context: StaticString?)
     func collectiveEnded()
 }

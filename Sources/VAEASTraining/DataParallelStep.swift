@@ -13,7 +13,7 @@ import VAEASData
 /// each rank's update of its own classifier rows.
 public final class DataParallelStep {
     public let model: VAEASModel
-    /// Every collective goes through it, so `phases.communication` can be measured.
+    /// The model's communicator: every collective goes through it, so `Trace` books its time.
     public let comm: TimedCommunicator
     /// The inputs and the forward half (also usable alone: `forward.losses`).
     public let forward: ForwardPass
@@ -56,8 +56,6 @@ public final class DataParallelStep {
     /// Σ g² over the replicated gradient of the last step (the same on every
     /// rank: the gradient is reduced), for the logged gradient norm.
     public private(set) var replicatedGradientSquares = 0.0
-    /// Seconds per phase on this rank (for `bench`).
-    public var phases = PhaseTimes()
 
     public init(model: VAEASModel, feed: DataFeed, settings: OptimizerSettings,
                 reduction: GradientReduction = GradientReduction()) {
@@ -103,8 +101,8 @@ public final class DataParallelStep {
     @discardableResult
     public func callAsFunction(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) throws -> StepStats {
         timeline?.beginStep(globalStep + 1)
-        let stepStart = Trace.now()
-        defer { Trace.complete("step \(globalStep)", "step", since: stepStart) }
+        Trace.begin("step", .step)
+        defer { Trace.end(name: "step \(globalStep)") }
         // KL annealing and the schedule are functions of the step about to be taken.
         let t = globalStep + 1
         model.klAnnealFactor = klAnnealFactor(step: t, annealSteps: klAnnealSteps)
@@ -145,9 +143,8 @@ public final class DataParallelStep {
     /// The rule is elementwise, so with one rate and one count this is
     /// bit-identical to one update over the whole buffer (or slice).
     private func applyAdam() {
-        var clock = PhaseClock()
         let p = model.parameters, s = settings
-        Trace.span("optimizer (Adam, \(optimizerSlice.count) parameters)", "optimizer") {
+        Trace.span("optimizer", .optimizer, name: "optimizer (Adam, \(optimizerSlice.count) parameters)") {
             optimizer.countStep()
             classifierAdamStep += 1
             let vae = optimizer.scalars(step: optimizer.step, lr: lastLR)
@@ -161,14 +158,11 @@ public final class DataParallelStep {
             let grads = UnsafePointer(reducer.reducedGradients)
             optimizer.update(p.values + lo, grads: grads, range: part(0..<cr.lowerBound), vae)
             optimizer.update(p.values + lo, grads: grads, range: part(cr), cls)
-            phases.optimizer += clock.lap()
-            reducer.gatherParameters(phases: &phases)
-            _ = clock.lap()
+            reducer.gatherParameters()
         }
-        Trace.span("classifier output layer optimizer", "optimizer") {
+        Trace.span("classifier output layer optimizer", .classifierOptimizer) {
             model.classifier?.output.applyUpdate(lr: lastClassifierLR, beta1: s.beta1, beta2: s.beta2, eps: s.eps)
         }
-        phases.classifierOptimizer += clock.lap()
     }
 
     /// ‖∇‖₂ of the step just computed (collective): the replicated gradient,
@@ -199,23 +193,21 @@ public final class DataParallelStep {
     private func classifierOnlyStep(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) throws {
         precondition(!reducer.shardsOptimizerState, "train.cls_steps > 1 with ZeRO")
         let local = forward.shard(batch)
-        model.classifierOnlyPass(x: forward.x, eps: forward.eps, n: local.count, batch: batch, times: &phases)
-        var clock = PhaseClock()
+        model.classifierOnlyPass(x: forward.x, eps: forward.eps, n: local.count, batch: batch)
         let p = model.parameters, cr = model.classifierParameterRange
-        if !cr.isEmpty {
-            comm.labeled("classifier gradient allreduce") {
-                comm.allreduceSum(UnsafeMutableBufferPointer(rebasing: p.gradBuffer[cr]))
-            }
+        let total = Trace.span("classifier gradient allreduce", .gradientCommunication) {
+            if !cr.isEmpty { comm.allreduceSum(UnsafeMutableBufferPointer(rebasing: p.gradBuffer[cr])) }
+            return comm.sum([model.shardGradientCheck()])[0] + Kernels.sum(p.grads + cr.lowerBound, count: cr.count)
         }
-        let total = comm.sum([model.shardGradientCheck()])[0] + Kernels.sum(p.grads + cr.lowerBound, count: cr.count)
-        phases.communication += clock.lap()
         if !total.isFinite { throw NonFiniteError(epoch: epoch, step: globalStep, what: "classifier gradient") }
         classifierAdamStep += 1
-        optimizer.update(p.values, grads: p.grads, range: cr, optimizer.scalars(step: classifierAdamStep, lr: lastClassifierLR))
-        phases.optimizer += clock.lap()
+        Trace.span("optimizer", .optimizer) {
+            optimizer.update(p.values, grads: p.grads, range: cr, optimizer.scalars(step: classifierAdamStep, lr: lastClassifierLR))
+        }
         let s = settings
-        model.classifier?.output.applyUpdate(lr: lastClassifierLR, beta1: s.beta1, beta2: s.beta2, eps: s.eps)
-        phases.classifierOptimizer += clock.lap()
+        Trace.span("classifier output layer optimizer", .classifierOptimizer) {
+            model.classifier?.output.applyUpdate(lr: lastClassifierLR, beta1: s.beta1, beta2: s.beta2, eps: s.eps)
+        }
     }
 
     /// Forward and backward on the global batch, gradients reduced over ranks:
@@ -229,30 +221,26 @@ public final class DataParallelStep {
         let local = forward.shard(batch)
         let n = local.count
         let x = forward.x, eps = forward.eps
-        var clock = PhaseClock()
         model.zeroGrads()
         // Every rank runs every call below, even with n = 0 (a short last batch
         // over many ranks): the classifier's collectives need all of them.
-        Trace.span("data", "data") { forward.fill(local, epoch: epoch) }
-        phases.data += clock.lap()
+        Trace.span("data", .data) { forward.fill(local, epoch: epoch) }
         let scale = 1 / Float(b)
-        // The model books its own forward, backward, classifier and classifier-collective times.
-        var stats = Trace.span("forward", "forward") {
-            model.forward(x: x, eps: eps, n: n, batch: batch, gradScale: scale, times: &phases)
+        // The model's spans book the classifier's compute and collectives apart from the VAE's.
+        var stats = Trace.span("forward", .forward) {
+            model.forward(x: x, eps: eps, n: n, batch: batch, gradScale: scale)
         }
         reducer.beginBackward()
-        Trace.span("backward", "backward") {
-            model.backward(x: x, eps: eps, n: n, gradScale: scale, times: &phases, layerDone: reducer.layerHook)
+        Trace.span("backward", .backward) {
+            model.backward(x: x, eps: eps, n: n, gradScale: scale, layerDone: reducer.layerHook)
         }
         // The partitioned rows' gradients are local: their finiteness joins the step's sums.
         var shardSum = model.shardGradientCheck()
-        _ = clock.lap()
-        shardSum += reducer.reduce(phases: &phases)
+        shardSum += reducer.reduce()
         var sums = (stats.recon, stats.kl, shardSum, requestStop ? 1.0 : 0, requestCheckpoint ? 1.0 : 0)
-        comm.labeled("loss sums and stop/checkpoint flags") {
+        Trace.span("loss sums and stop/checkpoint flags", .communication) {
             withUnsafeMutableBytes(of: &sums) { raw in comm.allreduceSum(raw.bindMemory(to: Double.self)) }
         }
-        phases.communication += clock.lap()
         stats.recon = sums.0
         stats.kl = sums.1
         stats.count = b

@@ -42,8 +42,7 @@ public final class ForwardPass {
     public func stats(_ batch: UnsafeBufferPointer<Int32>, epoch: Int) -> StepStats {
         let local = shard(batch)
         fill(local, epoch: epoch)
-        var times = PhaseTimes()
-        var stats = model.forward(x: x, eps: eps, n: local.count, batch: batch, gradScale: nil, times: &times)
+        var stats = model.forward(x: x, eps: eps, n: local.count, batch: batch, gradScale: nil)
         let s = comm.sum([stats.recon, stats.kl])
         stats.recon = s[0]; stats.kl = s[1]; stats.count = batch.count
         return stats

@@ -28,8 +28,6 @@ public final class GradientBuckets {
     private var requests: [CollectiveRequest?] = []
     private var next = 0          // next bucket to start, in order
     private var oldest = 0        // oldest request not seen complete
-    /// Seconds in communication calls made from inside backward (starts and polls).
-    public private(set) var secondsInBackward = 0.0
 
     public init(table: ParameterTable, store: ParameterStore, bucketBytes: Int) {
         self.store = store
@@ -63,26 +61,26 @@ public final class GradientBuckets {
         requests = Array(repeating: nil, count: ranges.count)
         next = 0
         oldest = 0
-        secondsInBackward = 0
     }
 
     /// Backward finished `layer`'s gradients: start every bucket that is now
     /// complete (in bucket order, so every rank starts the same requests in the
     /// same order), then poll the oldest request to drive progress.
-    func ready(_ layer: Linear, comm: TimedCommunicator) {
-        let t0 = comm.seconds
-        defer { secondsInBackward += comm.seconds - t0 }
+    func ready(_ layer: Linear, comm: Communicator) {
         guard let k = bucketOf[layer.name] else { return }
         pending[k] -= 1
-        startReady(comm: comm)
-        while oldest < next, let r = requests[oldest], comm.test(r) { oldest += 1 }
+        // Inside backward, but gradient communication (exposed) for the phase split.
+        Trace.span("gradient buckets", .gradientCommunication) {
+            startReady(comm: comm)
+            while oldest < next, let r = requests[oldest], comm.test(r) { oldest += 1 }
+        }
     }
 
-    private func startReady(comm: TimedCommunicator) {
+    private func startReady(comm: Communicator) {
         while next < ranges.count && pending[next] <= 0 {
             let r = ranges[next]
             let k = next
-            requests[next] = comm.labeled("gradient bucket \(k) (\(r.count) floats)") {
+            requests[next] = Trace.span("gradient bucket", name: "gradient bucket \(k) (\(r.count) floats)") {
                 comm.startAllreduceSum(UnsafeMutableBufferPointer(start: store.grads + r.lowerBound, count: r.count))
             }
             next += 1
@@ -91,7 +89,7 @@ public final class GradientBuckets {
 
     /// After backward: start any bucket not started yet (none, when every
     /// layer reported), then wait for all, in order.
-    func finish(comm: TimedCommunicator) {
+    func finish(comm: Communicator) {
         for k in next..<ranges.count { pending[k] = 0 }
         startReady(comm: comm)
         for r in requests { if let r { comm.wait(r) } }

@@ -33,10 +33,11 @@ public protocol GradientReducer: AnyObject {
     var layerHook: ((Linear) -> Void)? { get }
     /// Before backward.
     func beginBackward()
-    /// After backward: the reduction completed, its times booked in `phases`;
-    /// returns the sum of the reduced elements this rank holds that the step's
-    /// finite check must add (ZeRO's slice; 0 when the step checks them itself).
-    func reduce(phases: inout PhaseTimes) -> Double
+    /// After backward: the reduction completed (its time booked by `Trace` as
+    /// gradient communication); returns the sum of the reduced elements this
+    /// rank holds that the step's finite check must add (ZeRO's slice; 0 when
+    /// the step checks them itself).
+    func reduce() -> Double
     /// Σ g² over the whole reduced replicated gradient, the same on every rank
     /// (collective with ZeRO, whose ranks each hold a slice).
     func sumOfSquares() -> Double
@@ -44,14 +45,14 @@ public protocol GradientReducer: AnyObject {
     func scale(by c: Float)
     /// After Adam updated `optimizerSlice`: every rank's replicated parameters
     /// made whole again (ZeRO's allgather; nothing otherwise).
-    func gatherParameters(phases: inout PhaseTimes)
+    func gatherParameters()
     /// Adam's moments of every replicated parameter in parameter order, at
     /// `root` (nil elsewhere); collective with ZeRO.
     func gatherMoments(of optimizer: Adam, root: Int) -> (m: [Float], v: [Float])?
 }
 
 /// The strategy of `reduction` over `model`'s fused gradient buffer.
-public func makeGradientReducer(_ reduction: GradientReduction, model: VAEASModel, comm: TimedCommunicator) -> GradientReducer {
+public func makeGradientReducer(_ reduction: GradientReduction, model: VAEASModel, comm: Communicator) -> GradientReducer {
     if reduction.zeroStage == 1 { return ZeRO1Reducer(store: model.parameters, comm: comm) }
     if reduction.bucketMB > 0 {
         return BucketedReducer(buckets: GradientBuckets(table: model.table, store: model.parameters,
@@ -61,22 +62,12 @@ public func makeGradientReducer(_ reduction: GradientReduction, model: VAEASMode
     return BlockingReducer(store: model.parameters, comm: comm)
 }
 
-/// A reduction done in one blocking call after backward, on the timeline as
-/// "gradient reduction"; all of its time is exposed and in flight.
-func blockingReduction(comm: TimedCommunicator, bytes: Int, phases: inout PhaseTimes, _ body: () -> Void) {
-    let r0 = comm.seconds
-    Trace.span("gradient reduction", "communication", body)
-    phases.gradientExposed += comm.seconds - r0
-    phases.gradientInFlight += comm.seconds - r0
-    phases.gradientBytes += bytes
-}
-
 /// One blocking allreduce of the whole fused buffer after backward (and the
 /// shared bookkeeping of the two allreduce strategies).
 public class BlockingReducer: GradientReducer {
     let store: ParameterStore
-    let comm: TimedCommunicator
-    init(store: ParameterStore, comm: TimedCommunicator) { self.store = store; self.comm = comm }
+    let comm: Communicator
+    init(store: ParameterStore, comm: Communicator) { self.store = store; self.comm = comm }
 
     public var optimizerSlice: Range<Int> { 0..<store.count }
     public var reducedGradients: UnsafeMutablePointer<Float> { store.grads }
@@ -85,9 +76,10 @@ public class BlockingReducer: GradientReducer {
     public var layerHook: ((Linear) -> Void)? { nil }
     public func beginBackward() {}
 
-    public func reduce(phases: inout PhaseTimes) -> Double {
-        blockingReduction(comm: comm, bytes: 4 * store.count, phases: &phases) {
-            comm.labeled("gradient allreduce") { comm.allreduceSum(store.gradBuffer) }
+    /// One blocking call after backward: all of its time is exposed (and in flight).
+    public func reduce() -> Double {
+        Trace.span("gradient reduction", .gradientCommunication) {
+            Trace.span("gradient allreduce") { comm.allreduceSum(store.gradBuffer) }
         }
         return 0
     }
@@ -96,7 +88,7 @@ public class BlockingReducer: GradientReducer {
 
     public func scale(by c: Float) { for i in 0..<store.count { store.grads[i] *= c } }
 
-    public func gatherParameters(phases: inout PhaseTimes) {}
+    public func gatherParameters() {}
 
     public func gatherMoments(of optimizer: Adam, root: Int) -> (m: [Float], v: [Float])? {
         guard comm.rank == root else { return nil }
@@ -109,7 +101,7 @@ public class BlockingReducer: GradientReducer {
 /// finishes them (`GradientBuckets`), all waited for before the optimizer.
 public final class BucketedReducer: BlockingReducer {
     let buckets: GradientBuckets
-    init(buckets: GradientBuckets, store: ParameterStore, comm: TimedCommunicator) {
+    init(buckets: GradientBuckets, store: ParameterStore, comm: Communicator) {
         self.buckets = buckets
         super.init(store: store, comm: comm)
     }
@@ -119,25 +111,13 @@ public final class BucketedReducer: BlockingReducer {
         let buckets = buckets, comm = comm
         return { layer in buckets.ready(layer, comm: comm) }
     }
-    /// In-flight seconds before this step's buckets started.
-    private var inFlightBefore = 0.0
-    public override func beginBackward() {
-        inFlightBefore = comm.inFlightSeconds
-        buckets.begin()
-    }
+    public override func beginBackward() { buckets.begin() }
 
-    public override func reduce(phases: inout PhaseTimes) -> Double {
-        // Buckets started and polled during backward: the model's clock booked that as backward, but it is communication.
-        let inBackward = buckets.secondsInBackward
-        phases.backward -= inBackward
-        phases.gradientExposed += inBackward
-        phases.communication += inBackward
-        let r0 = comm.seconds
-        Trace.span("gradient reduction", "communication") { buckets.finish(comm: comm) }
-        phases.gradientExposed += comm.seconds - r0
-        // In flight: each bucket's start to the poll or wait that saw it done.
-        phases.gradientInFlight += comm.inFlightSeconds - inFlightBefore
-        phases.gradientBytes += 4 * store.count
+    /// The buckets' starts and polls during backward are booked there as
+    /// gradient communication (exposed); each bucket's start to the poll or
+    /// wait that saw it done, in flight.
+    public override func reduce() -> Double {
+        Trace.span("gradient reduction", .gradientCommunication) { buckets.finish(comm: comm) }
         return 0
     }
 }
@@ -147,7 +127,7 @@ public final class BucketedReducer: BlockingReducer {
 /// updated slices allgathered into every rank's replica.
 public final class ZeRO1Reducer: GradientReducer {
     let store: ParameterStore
-    let comm: TimedCommunicator
+    let comm: Communicator
     public let optimizerSlice: Range<Int>
     private let counts: RankCounts
     private let arena = Arena()
@@ -155,7 +135,7 @@ public final class ZeRO1Reducer: GradientReducer {
     private let slice: UnsafeMutablePointer<Float>
     private let send: UnsafeMutablePointer<Float>
 
-    init(store: ParameterStore, comm: TimedCommunicator) {
+    init(store: ParameterStore, comm: Communicator) {
         self.store = store
         self.comm = comm
         let split = BlockPartition(total: store.count, parts: comm.size)
@@ -171,9 +151,9 @@ public final class ZeRO1Reducer: GradientReducer {
     public var layerHook: ((Linear) -> Void)? { nil }
     public func beginBackward() {}
 
-    public func reduce(phases: inout PhaseTimes) -> Double {
-        blockingReduction(comm: comm, bytes: 4 * store.count, phases: &phases) {
-            comm.labeled("ZeRO gradient reduce-scatter") {
+    public func reduce() -> Double {
+        Trace.span("gradient reduction", .gradientCommunication) {
+            Trace.span("ZeRO gradient reduce-scatter") {
                 comm.reduceScatterv(send: UnsafeBufferPointer(store.gradBuffer),
                                     receive: UnsafeMutableBufferPointer(start: slice, count: optimizerSlice.count),
                                     counts: counts)
@@ -187,14 +167,12 @@ public final class ZeRO1Reducer: GradientReducer {
 
     public func scale(by c: Float) { for i in 0..<optimizerSlice.count { slice[i] *= c } }
 
-    public func gatherParameters(phases: inout PhaseTimes) {
-        var clock = PhaseClock()
-        let n = optimizerSlice.count
-        send.update(from: store.values + optimizerSlice.lowerBound, count: n)
-        comm.labeled("ZeRO parameter allgather") {
+    public func gatherParameters() {
+        Trace.span("ZeRO parameter allgather", .communication) {
+            let n = optimizerSlice.count
+            send.update(from: store.values + optimizerSlice.lowerBound, count: n)
             comm.allgatherv(send: UnsafeBufferPointer(start: send, count: n), receive: store.valueBuffer, counts: counts)
         }
-        phases.communication += clock.lap()
     }
 
     public func gatherMoments(of optimizer: Adam, root: Int) -> (m: [Float], v: [Float])? {

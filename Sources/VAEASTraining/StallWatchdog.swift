@@ -34,7 +34,9 @@ public final class StallWatchdog: CollectiveMonitor {
     private let interval: Double
     private let lock = NSLock()
     private var lastProgress = DispatchTime.now().uptimeNanoseconds
-    private var collective: String?
+    /// The call in progress: its operation and the span it was made in (constant strings: no allocation per call).
+    private var collectiveOp: StaticString?
+    private var collectiveContext: StaticString?
     private var collectiveSince: UInt64 = 0
     private var began: UInt64 = 0
     private var step = 0
@@ -54,17 +56,23 @@ public final class StallWatchdog: CollectiveMonitor {
 
     // MARK: what the main thread says
 
-    public func collectiveBegan(_ name: String) {
+    public func collectiveBegan(_ op: StaticString, within context: StaticString?) {
         let now = DispatchTime.now().uptimeNanoseconds
         lock.lock()
-        collective = name; collectiveSince = now; began += 1; lastProgress = now
+        collectiveOp = op; collectiveContext = context; collectiveSince = now; began += 1; lastProgress = now
         lock.unlock()
+    }
+
+    /// The call in progress as the report names it, e.g. "gradient allreduce: allreduce_sum".
+    private var collective: String? {
+        guard let op = collectiveOp else { return nil }
+        return collectiveContext.map { "\($0): \(op)" } ?? "\(op)"
     }
 
     public func collectiveEnded() {
         let now = DispatchTime.now().uptimeNanoseconds
         lock.lock()
-        collective = nil; lastProgress = now
+        collectiveOp = nil; lastProgress = now
         lock.unlock()
     }
 

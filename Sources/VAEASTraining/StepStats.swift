@@ -22,39 +22,6 @@ public struct StepStats: Sendable {
     }
 }
 
-/// Accumulated seconds per phase of the training step on this rank.
-public struct PhaseTimes: Sendable {
-    /// `forward`/`backward`: encoder and decoder; `classifier`: the VAE-AS
-    /// classifier's compute (hidden layers and the partitioned output layer);
-    /// `communication`: every collective, the classifier's included.
-    public var data = 0.0, forward = 0.0, backward = 0.0, classifier = 0.0, communication = 0.0, optimizer = 0.0
-    /// The part of `communication` spent in the classifier's collectives.
-    public var classifierCommunication = 0.0
-    /// The output layer's optimizer update (dense Adam for the full softmax, sparse for the tree).
-    public var classifierOptimizer = 0.0
-    /// The replicated gradients' reduction: time this rank spent in its calls
-    /// (exposed: not hidden behind compute; part of `communication`), and time
-    /// from each reduction's start to its observed completion (in flight; the
-    /// same as exposed for the blocking allreduce). Bytes: the reduced buffer's size.
-    public var gradientExposed = 0.0, gradientInFlight = 0.0
-    public var gradientBytes = 0
-    public init() {}
-    public var all: [(String, Double)] {
-        [("data", data), ("forward", forward), ("backward", backward), ("classifier", classifier),
-         ("communication", communication), ("optimizer", optimizer), ("classifier_optimizer", classifierOptimizer)]
-    }
-}
-
-/// Seconds since the last lap.
-struct PhaseClock {
-    var last = DispatchTime.now().uptimeNanoseconds
-    mutating func lap() -> Double {
-        let now = DispatchTime.now().uptimeNanoseconds
-        defer { last = now }
-        return Double(now - last) * 1e-9
-    }
-}
-
 /// A run stopped because a loss or gradient was NaN or infinite. The
 /// parameters were not updated with it; the last checkpoint stays as it was.
 public struct NonFiniteError: CollectiveError, CustomStringConvertible {

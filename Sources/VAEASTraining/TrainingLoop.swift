@@ -175,7 +175,7 @@ public final class TrainingLoop {
         if evalDue, let testFeed {
             watchdog?.mark(step: step.globalStep, phase: "evaluation after epoch \(epoch)")
             let e0 = Date()
-            let completed = Trace.span("evaluation", "evaluation") { evaluate(testFeed, into: &record) }
+            let completed = Trace.span("evaluation", .evaluation) { evaluate(testFeed, into: &record) }
             if !completed {
                 if !saved { try saveState(nextEpoch(after: end, runStart: runStart)) }
                 throw PreemptedError(signal: Preemption.signal, epoch: epoch, step: step.globalStep,
@@ -198,14 +198,15 @@ public final class TrainingLoop {
         metadata.epoch = epoch
         metadata.step = step.globalStep
         if checkpointDue { try checkBeforeCheckpoint() }
-        let t0 = Trace.now()
-        let writer = checkpointDue && (output != nil || comm.size > 1) ? try model.checkpointWriter(metadata: metadata) : nil
-        // The line last: it marks the end as done (`TrainingPosition.settlingPendingEnd`).
-        _ = try comm.rootOnly {
-            if let writer, let output { try writer.write(to: output.checkpointPath) }
-            try output?.appendMetrics(record)
+        try Trace.span("model checkpoint", .checkpoint,
+                       name: checkpointDue ? "model checkpoint (model.safetensors)" : "metrics line") {
+            let writer = checkpointDue && (output != nil || comm.size > 1) ? try model.checkpointWriter(metadata: metadata) : nil
+            // The line last: it marks the end as done (`TrainingPosition.settlingPendingEnd`).
+            _ = try comm.rootOnly {
+                if let writer, let output { try writer.write(to: output.checkpointPath) }
+                try output?.appendMetrics(record)
+            }
         }
-        if checkpointDue { Trace.complete("model checkpoint (model.safetensors)", "checkpoint", since: t0) }
         progress?.epochDone(record, epochs: t.epochs)
     }
 
@@ -213,8 +214,8 @@ public final class TrainingLoop {
     private func saveState(_ position: TrainingPosition) throws {
         guard let runDirectory else { return }
         try checkBeforeCheckpoint()
-        let t = Trace.now()
-        defer { Trace.complete("training-state checkpoint (step \(position.globalStep))", "checkpoint", since: t) }
+        Trace.begin("training-state checkpoint", .checkpoint, name: "training-state checkpoint (step \(position.globalStep))")
+        defer { Trace.end() }
         // The lines known on rank 0 go into the manifest rank 0 writes.
         newestCheckpoint = try TrainingCheckpoint.save(step, position: position, config: config.yaml(), identity: identity,
                                                        runDirectory: runDirectory, keep: config.train.keepCheckpoints)

@@ -111,38 +111,30 @@ public final class VAEASModel {
     /// mean) the decoder's output gradient is also prepared for `backward`.
     /// Returns this rank's recon and KL sums and the classifier's global sums.
     public func forward(x: UnsafePointer<Float>, eps: UnsafePointer<Float>, n: Int, batch: UnsafeBufferPointer<Int32>,
-                        gradScale: Float?, times: inout PhaseTimes) -> StepStats {
+                        gradScale: Float?) -> StepStats {
         let b = batch.count, L = samples
-        var clock = PhaseClock()
         vae.encode(x, n: n)
         vae.reparameterize(eps: eps, n: n, samples: L)
-        times.forward += clock.lap()
         var stats = StepStats()
         if let classifier, let labels {
-            let c0 = commSeconds
-            let rows = b * L
-            for pos in 0..<b {
-                let e = labels.label(of: batch[pos])
-                for l in 0..<L { targets[pos * L + l] = e }
-            }
-            labeledCollectives("classifier") {
+            Trace.span("classifier forward", .classifier) {
+                let rows = b * L
+                for pos in 0..<b {
+                    let e = labels.label(of: batch[pos])
+                    for l in 0..<L { targets[pos * L + l] = e }
+                }
                 classifier.forward(z: vae.z, localRows: n * L, targets: UnsafeBufferPointer(start: targets, count: rows),
                                    batch: b, samples: L, params: parameters.values)
+                let out = classifier.output, estimator = spec.classifier!.estimator
+                for r in 0..<rows { stats.crossEntropy += out.crossEntropy[r]; stats.hHat += out.hHat(r, estimator) }
+                stats.rows = rows
             }
-            let out = classifier.output, estimator = spec.classifier!.estimator
-            for r in 0..<rows { stats.crossEntropy += out.crossEntropy[r]; stats.hHat += out.hHat(r, estimator) }
-            stats.rows = rows
-            let inCollectives = commSeconds - c0
-            times.classifier += clock.lap() - inCollectives
-            times.communication += inCollectives
-            times.classifierCommunication += inCollectives
         }
         vae.decode(rows: n * L)
         vae.reconstruction(x, n: n, samples: L, gradScale: gradScale)
         for i in 0..<n { stats.recon += vae.recon[i]; stats.kl += vae.kl[i] }
         stats.count = n
         lastBatch = b
-        times.forward += clock.lap()
         return stats
     }
 
@@ -152,27 +144,21 @@ public final class VAEASModel {
     /// `layerDone`: called once per replicated Linear as soon as its
     /// gradients are complete (the overlapped gradient reduction's hook).
     public func backward(x: UnsafePointer<Float>, eps: UnsafePointer<Float>, n: Int, gradScale: Float,
-                         times: inout PhaseTimes, layerDone: ((Linear) -> Void)? = nil) {
-        var clock = PhaseClock()
+                         layerDone: ((Linear) -> Void)? = nil) {
         let L = samples
         var dz: UnsafePointer<Float>? = nil
         if let classifier {
-            let c0 = commSeconds
             let rows = lastBatch * L
-            if labeledCollectives("classifier", { classifier.backward(z: vae.z, localRows: n * L, ceScale: objective.ceGradientScale(rows: rows),
-                                   miScale: objective.miGradientScale(rows: rows),
-                                   zCEScale: objective.zCrossEntropyGradientScale(rows: rows), estimator: spec.classifier!.estimator,
-                                   params: parameters.values, grads: parameters.grads, layerDone: layerDone) }) {
-                dz = UnsafePointer(classifier.dz)
+            let hasDz = Trace.span("classifier backward", .classifier) {
+                classifier.backward(z: vae.z, localRows: n * L, ceScale: objective.ceGradientScale(rows: rows),
+                                    miScale: objective.miGradientScale(rows: rows),
+                                    zCEScale: objective.zCrossEntropyGradientScale(rows: rows), estimator: spec.classifier!.estimator,
+                                    params: parameters.values, grads: parameters.grads, layerDone: layerDone)
             }
-            let inCollectives = commSeconds - c0
-            times.classifier += clock.lap() - inCollectives
-            times.communication += inCollectives
-            times.classifierCommunication += inCollectives
+            if hasDz { dz = UnsafePointer(classifier.dz) }
         }
         vae.backward(x, eps: eps, n: n, samples: L, gradScale: gradScale, klWeight: objective.klWeight, extraDz: dz,
                      layerDone: layerDone)
-        times.backward += clock.lap()
     }
 
     /// One classifier-only pass (`train.cls_steps` > 1; the classifier must
@@ -182,43 +168,32 @@ public final class VAEASModel {
     /// no Î gradient, nothing into the VAE. Collective. Returns the CE sum.
     @discardableResult
     public func classifierOnlyPass(x: UnsafePointer<Float>, eps: UnsafePointer<Float>, n: Int,
-                                   batch: UnsafeBufferPointer<Int32>, times: inout PhaseTimes) -> Double {
+                                   batch: UnsafeBufferPointer<Int32>) -> Double {
         guard let classifier, let labels else { return 0 }
-        var clock = PhaseClock()
         let b = batch.count, L = samples, rows = b * L
-        vae.encode(x, n: n)
-        vae.reparameterize(eps: eps, n: n, samples: L)
-        times.forward += clock.lap()
-        let c0 = commSeconds
-        for pos in 0..<b {
-            let e = labels.label(of: batch[pos])
-            for l in 0..<L { targets[pos * L + l] = e }
+        Trace.span("encoder forward", .forward) {
+            vae.encode(x, n: n)
+            vae.reparameterize(eps: eps, n: n, samples: L)
         }
-        zeroGrads()
-        classifier.forward(z: vae.z, localRows: n * L, targets: UnsafeBufferPointer(start: targets, count: rows),
-                           batch: b, samples: L, params: parameters.values)
-        var ce = 0.0
-        for r in 0..<rows { ce += classifier.output.crossEntropy[r] }
-        _ = classifier.backward(z: vae.z, localRows: n * L, ceScale: objective.ceGradientScale(rows: rows),
-                                miScale: 0, estimator: spec.classifier!.estimator,
-                                params: parameters.values, grads: parameters.grads)
-        let inCollectives = commSeconds - c0
-        times.classifier += clock.lap() - inCollectives
-        times.communication += inCollectives
-        times.classifierCommunication += inCollectives
-        return ce
+        return Trace.span("classifier-only pass", .classifier) {
+            for pos in 0..<b {
+                let e = labels.label(of: batch[pos])
+                for l in 0..<L { targets[pos * L + l] = e }
+            }
+            zeroGrads()
+            classifier.forward(z: vae.z, localRows: n * L, targets: UnsafeBufferPointer(start: targets, count: rows),
+                               batch: b, samples: L, params: parameters.values)
+            var ce = 0.0
+            for r in 0..<rows { ce += classifier.output.crossEntropy[r] }
+            _ = classifier.backward(z: vae.z, localRows: n * L, ceScale: objective.ceGradientScale(rows: rows),
+                                    miScale: 0, estimator: spec.classifier!.estimator,
+                                    params: parameters.values, grads: parameters.grads)
+            return ce
+        }
     }
 
     /// Finite iff this rank's partitioned gradients are (`gradientCheck`).
     public func shardGradientCheck() -> Double { classifier?.output.gradientCheck() ?? 0 }
-
-    private var commSeconds: Double { (comm as? TimedCommunicator)?.seconds ?? 0 }
-
-    /// Runs `body` with the timeline naming its collectives by their role (e.g. "allgather H").
-    private func labeledCollectives<T>(_ name: String, _ body: () -> T) -> T {
-        guard let timed = comm as? TimedCommunicator else { return body() }
-        return timed.labeled(name, body)
-    }
 
     /// The checkpoint's tensors on rank 0 (nil elsewhere): the replicated
     /// parameters in table order, and for VAE-AS the output layer gathered

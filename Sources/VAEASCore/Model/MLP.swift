@@ -37,10 +37,10 @@ public final class MLP {
         precondition(rows <= capacity, "MLP: \(rows) rows exceed capacity \(capacity)")
         var x = input
         for (k, layer) in layers.enumerated() {
-            let t = Trace.now()
+            Trace.begin("layer forward", name: "\(layer.name) forward")
             layer.forward(outputs[k], x, rows: rows, params: params, activation: activated(k) ? activation : nil)
             x = UnsafePointer(outputs[k])
-            Trace.complete("\(layer.name) forward", "forward", since: t)
+            Trace.end()
         }
     }
 
@@ -55,9 +55,9 @@ public final class MLP {
         var d = dout
         for k in stride(from: layers.count - 1, through: 0, by: -1) {
             let layer = layers[k]
-            let t = Trace.now()
+            Trace.begin("layer backward", name: "\(layer.name) backward")
             defer {
-                Trace.complete("\(layer.name) backward", "backward", since: t)
+                Trace.end()
                 layerDone?(layer)
             }
             // act' and the bias gradient in one sweep over d (the layer then skips its bias pass).

@@ -97,10 +97,10 @@ public final class VAE {
     public func encode(_ x: UnsafePointer<Float>, n: Int) {
         let p = UnsafePointer(store.values)
         encoder.forward(x, rows: n, params: p)
-        let t = Trace.now()
-        muHead.forward(mu, encoder.output, rows: n, params: p)
-        logvarHead.forward(logvar, encoder.output, rows: n, params: p)
-        Trace.complete("encoder.mu+logvar forward", "forward", since: t)
+        Trace.span("encoder.mu+logvar forward") {
+            muHead.forward(mu, encoder.output, rows: n, params: p)
+            logvarHead.forward(logvar, encoder.output, rows: n, params: p)
+        }
     }
 
     /// z_{i,l} = μ_i + exp(½ log σ²_i) ⊙ ε_{i,l}, from `eps` (row i·L + l), and
@@ -158,7 +158,7 @@ public final class VAE {
         let p = UnsafePointer(store.values), g = store.grads
         let d = shape.latent, rows = n * L
         decoder.backward(dout: dlogits, input: z, rows: rows, params: p, grads: g, dinput: dz, layerDone: layerDone)
-        let t = Trace.now()
+        Trace.begin("reparameterization+encoder.mu+logvar backward")
         if let extraDz { for r in 0..<(rows * d) { dz[r] += extraDz[r] } }
         let ks = klWeight * gradScale
         for i in 0..<n {
@@ -179,7 +179,7 @@ public final class VAE {
         let h = UnsafePointer(encoder.output)
         muHead.backward(dinp: dh, dout: dmu, inp: h, rows: n, params: p, grads: g)
         logvarHead.backward(dinp: dh, accumulate: true, dout: dlogvar, inp: h, rows: n, params: p, grads: g)
-        Trace.complete("reparameterization+encoder.mu+logvar backward", "backward", since: t)
+        Trace.end()
         layerDone?(muHead)
         layerDone?(logvarHead)
         encoder.backward(dout: dh, input: x, rows: n, params: p, grads: g, dinput: nil, layerDone: layerDone)

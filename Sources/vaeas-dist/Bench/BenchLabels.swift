@@ -67,16 +67,17 @@ struct BenchLabels: ParsableCommand {
                     let perm = step.permutation(epoch: 1)
                     guard perm.count >= b else { throw ValidationError("the training set is smaller than train.batch") }
                     let perEpoch = perm.count / b
+                    var before = Trace.totals
                     try perm.withUnsafeBufferPointer { p in
                         for s in 0..<(warmup + steps) {
-                            if s == warmup { comm.barrier(); step.phases = PhaseTimes() }
+                            if s == warmup { comm.barrier(); before = Trace.totals }
                             let k = s % perEpoch
                             try step(UnsafeBufferPointer(rebasing: p[(k * b)..<((k + 1) * b)]), epoch: 1)
                         }
                     }
-                    let ph = step.phases
-                    let stepMs = ph.all.reduce(0) { $0 + $1.1 } / Double(steps) * 1e3
-                    let classifierMs = comm.max([(ph.classifier + ph.classifierCommunication + ph.classifierOptimizer)
+                    let ph = Trace.totals - before
+                    let stepMs = ph.stepSplit.reduce(0) { $0 + $1.1 } / Double(steps) * 1e3
+                    let classifierMs = comm.max([(ph[.classifier] + ph[.classifierCommunication] + ph[.classifierOptimizer])
                                                  / Double(steps) * 1e3])[0]
                     let sm = step.model.classifier!.output
                     let memory = Int(comm.max([Double(sm.memoryBytes)])[0])

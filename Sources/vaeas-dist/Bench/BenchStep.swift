@@ -49,14 +49,16 @@ struct BenchStep: ParsableCommand {
             step.timeline = timelineOptions.writer(comm: comm, defaultWindow: (warmup + 1)...(warmup + min(steps, 10)))
             try runSteps(warmup, from: 0)
             comm.barrier()
-            step.phases = PhaseTimes()
+            let before = Trace.totals
             let t0 = DispatchTime.now().uptimeNanoseconds
             try runSteps(steps, from: warmup)
             comm.barrier()
             let seconds = comm.max([Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9])[0]
+            let phases = Trace.totals - before
             try step.timeline?.finish()
             // Exposed gradient-reduction time, averaged over ranks (every rank waits its own).
-            let gradient = comm.sum([step.phases.gradientExposed, step.phases.gradientInFlight, step.phases.communication])
+            let gradient = comm.sum([phases[.gradientCommunication], phases.inFlight[Trace.Phase.gradientCommunication.rawValue],
+                                     phases.communication])
                 .map { $0 / Double(comm.size) / Double(steps) * 1e3 }
 
             let reductionText = config.train.zeroStage == 1 ? "ZeRO-1 reduce-scatter + allgather"
@@ -98,7 +100,7 @@ struct BenchStep: ParsableCommand {
                 r.set("ratio_to_sgemm", ratio)
                 let peak = CPUInfo.current.peakGFLOPSPerCore.map { $0 * Double(BLAS.threads) }
                 if let peak { r.set("sgemm_fraction_of_peak", sgemm / peak) }
-                for (name, t) in step.phases.all { r.set("ms_\(name)", t / Double(steps) * 1e3) }
+                for (name, t) in phases.stepSplit { r.set("ms_\(name)", t / Double(steps) * 1e3) }
                 r.set("bucket_mb", config.train.bucketMB)
                 r.set("zero_stage", config.train.zeroStage)
                 r.set("gradient_buckets", step.bucketCount)
@@ -134,7 +136,7 @@ struct BenchStep: ParsableCommand {
                       ratio        \(String(format: "%.3f", ratio))  (achieved / sgemm)
                       blas         \(BLAS.library.summary) (\(BLAS.library.path))
                       cpu          \(CPUInfo.current.description), \(CPUInfo.current.vectorExtensions); \(CPUInfo.current.peakText)
-                      step split   \(step.phases.all.map { "\($0.0) \(String(format: "%.2f", $0.1 / Double(steps) * 1e3))" }.joined(separator: ", ")) ms (rank 0)
+                      step split   \(phases.stepSplit.map { "\($0.0) \(String(format: "%.2f", $0.1 / Double(steps) * 1e3))" }.joined(separator: ", ")) ms (rank 0)
                       grad reduce  \(reductionText), \(String(format: "%.2f MiB", Double(4 * step.model.parameters.count) / 1_048_576))/step: \(String(format: "%.2f", gradient[0])) ms exposed, \(String(format: "%.2f", gradient[1])) ms in flight (mean over ranks)
                       comm         \(String(format: "%.2f", gradient[2])) ms/step exposed (blocking calls, starts, polls, waits), \(String(format: "%.2f", gradient[2] - gradient[0] + gradient[1])) ms total incl. overlapped (mean over ranks)
                       optimizer    \(String(format: "%.2f MiB", Double(step.optimizerStateBytes) / 1_048_576)) Adam state per rank for the replicated parameters\(config.train.zeroStage == 1 ? " (ZeRO stage 1: sharded)" : "")
@@ -155,4 +157,12 @@ struct BenchStep: ParsableCommand {
     }
 
 
+}
+
+extension Trace.Totals {
+    /// The step's split as `bench` reports it (seconds; the three communication phases as one).
+    var stepSplit: [(String, Double)] {
+        [("data", self[.data]), ("forward", self[.forward]), ("backward", self[.backward]), ("classifier", self[.classifier]),
+         ("communication", communication), ("optimizer", self[.optimizer]), ("classifier_optimizer", self[.classifierOptimizer])]
+    }
 }
