@@ -78,7 +78,7 @@ extension Checkpoint {
             throw CheckpointError(path: file.path, message: "input_dim \(meta.model.shape.input) does not match the data's \(train.dimension) pixels")
         }
         let model = try VAEASModel(spec: meta.model, samples: 1, batch: batch, localCapacity: 0, trainSet: train,
-                                   comm: TimedCommunicator(comm))
+                                   comm: comm)
         try model.load(file)
         let feed = DataFeed(dataset: train, binarization: meta.binarize, seed: meta.model.seed)
         return ForwardPass(model: model, feed: feed)

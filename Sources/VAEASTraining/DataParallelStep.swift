@@ -60,13 +60,10 @@ public final class DataParallelStep {
     public init(model: VAEASModel, feed: DataFeed, settings: OptimizerSettings,
                 reduction: GradientReduction = GradientReduction()) {
         self.model = model
-        guard let timed = model.comm as? TimedCommunicator else {
-            preconditionFailure("DataParallelStep: build the model over a TimedCommunicator")
-        }
-        comm = timed
+        comm = model.comm
         forward = ForwardPass(model: model, feed: feed)
         self.settings = settings
-        reducer = makeGradientReducer(reduction, model: model, comm: timed)
+        reducer = makeGradientReducer(reduction, model: model, comm: model.comm)
         optimizer = Adam(count: reducer.optimizerSlice.count, lr: settings.lr, beta1: settings.beta1,
                          beta2: settings.beta2, eps: settings.eps)
     }
@@ -80,7 +77,7 @@ public final class DataParallelStep {
         let spec = try ModelSpec(config: config, inputDimension: train.dimension, trainSamples: train.count,
                                  allowUnusedLabels: allowUnusedLabels)
         let model = try VAEASModel(spec: spec, samples: config.train.samples, batch: config.train.batch,
-                                   localCapacity: localCapacity, trainSet: train, comm: TimedCommunicator(comm))
+                                   localCapacity: localCapacity, trainSet: train, comm: comm)
         model.initialize()
         let feed = DataFeed(dataset: train, binarization: config.data.binarize, seed: spec.seed)
         let step = DataParallelStep(model: model, feed: feed, settings: OptimizerSettings(config.train),

@@ -11,7 +11,9 @@ import VAEASData
 /// calls both, in step, even with no rows of its own.
 public final class VAEASModel {
     public let spec: ModelSpec
-    public let comm: Communicator
+    /// Every collective of the model and its step goes through this wrapper of
+    /// the communicator given, so `Trace` books it (and the stall watchdog hears of it).
+    public let comm: TimedCommunicator
     /// The replicated parameters: encoder, decoder and the classifier's hidden
     /// layers, in `table` order, in one flat buffer (the fused gradient buffer).
     public let table: ParameterTable
@@ -45,7 +47,9 @@ public final class VAEASModel {
     /// `trainSet`: the training data the labels are assigned over (its size
     /// is N; the PCA leaf order reads its images).
     public init(spec: ModelSpec, samples: Int, batch: Int, localCapacity: Int, trainSet: Dataset,
-                comm: Communicator) throws {
+                comm base: Communicator) throws {
+        precondition(!(base is TimedCommunicator), "VAEASModel wraps its communicator itself")
+        let comm = TimedCommunicator(base)
         self.spec = spec
         self.comm = comm
         self.samples = samples
