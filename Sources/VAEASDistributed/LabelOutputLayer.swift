@@ -4,10 +4,13 @@ import SafeTensors
 
 /// The classifier's V-way output layer, partitioned across ranks: the full
 /// softmax (`PartitionedSoftmax`) or the hierarchical one
-/// (`PartitionedTreeSoftmax`). Three concerns, three protocols: the maths of a
-/// step (this one), the rank's shard of parameters and its optimizer
-/// (`ShardedParameters`), and the checkpoint's gathered tensors (`ShardedCheckpoint`).
-public protocol LabelOutputLayer: AnyObject {
+/// (`PartitionedTreeSoftmax`). What the step needs of it and nothing of its
+/// layout: the maths of a step, this rank's rows and their optimizer, its
+/// state in a checkpoint (which it saves and loads itself, PyTorch DCP's
+/// `Stateful`), and what it costs.
+public protocol PartitionedOutputLayer: AnyObject {
+    // MARK: the maths of a step
+
     /// Which layer this is (what checkpoints record, and what a benchmark needs
     /// to know), so that no call site has to test the concrete type.
     var softmax: SoftmaxKind { get }
@@ -19,7 +22,6 @@ public protocol LabelOutputLayer: AnyObject {
     var rowGather: RowGather { get }
     /// −log s_ω(e_r | z_r) per global row after `forward` (the same on every rank).
     var crossEntropy: UnsafeMutablePointer<Double> { get }
-
     /// Scores all `batch · samples` global rows: this rank contributes its
     /// `localRows` hidden rows; `targets` holds every global row's label.
     func forward(hLocal: UnsafePointer<Float>, localRows: Int, targets: UnsafeBufferPointer<Int32>, batch: Int, samples: Int)
@@ -29,17 +31,12 @@ public protocol LabelOutputLayer: AnyObject {
     /// rows; when `miScale` ≠ 0 also of `miScale · Σ_r Ĥ_r` into the hidden
     /// rows only (the layer held fixed inside Î).
     func backward(ceScale: Float, miScale: Float, estimator: MIEstimator)
-    /// Bytes this rank sent in the last step (to set beside V·h for a replicated layer).
-    var bytesSentLastStep: Int { get }
-    /// Bytes this rank holds for the layer (parameters, gradients, moments, step buffers).
-    var memoryBytes: Int { get }
-}
 
-/// A rank's own rows of a partitioned layer and their optimizer.
-public protocol ShardedParameters: AnyObject {
-    /// This rank's parameters and gradients.
+    // MARK: this rank's rows and their optimizer
+
+    /// This rank's parameters and gradients (label rows, or tree nodes).
     var store: ParameterStore { get }
-    /// Rows of the layer this rank owns (label rows, or tree nodes).
+    /// Rows of the layer this rank owns.
     var ownedRows: Int { get }
     /// Row (or node) e is drawn from counter (`InitStream.classifierOut`, e): the
     /// same values at any rank count.
@@ -50,51 +47,34 @@ public protocol ShardedParameters: AnyObject {
     /// A number that is finite iff every current gradient of this rank's rows
     /// is: their sum, or a bound on them that the backward proved finite.
     func gradientCheck() -> Double
+    /// Σ g² over the rows this rank accounts for: summed over ranks, every
+    /// global row counts once (the tree's replicated top on rank 0 only; counted
+    /// once per rank it made ‖∇‖, and so `train.clip_grad_norm`, depend on P:
+    /// issue #21, defect 6).
+    func uniqueGradientSquares() -> Double
     /// One optimizer step on this rank's rows.
     func applyUpdate(lr: Float, beta1: Float, beta2: Float, eps: Float)
-    /// The global row (label, or tree node in preorder) of each local row, in
-    /// local order: what a sharded training-state checkpoint records.
-    var globalRows: [Int] { get }
-    /// Local rows this rank writes into a sharded checkpoint (replicated rows
-    /// only on rank 0, so each global row is written once).
-    var rowsToSave: Range<Int> { get }
-    /// Row k's weight (h floats) and bias live at `store` offsets
-    /// `weightOffset + k·h` and `biasOffset + k`.
-    var weightOffset: Int { get }
-    var biasOffset: Int { get }
-    /// The optimizer (nil before the first update).
-    var optimizer: Adam? { get }
-    /// Restores the optimizer from saved moments (laid out as `store`).
-    func restoreOptimizer(step: Int, m: UnsafePointer<Float>, v: UnsafePointer<Float>, lr: Float, beta1: Float,
-                          beta2: Float, eps: Float)
-}
 
-extension ShardedParameters {
-    public var rowsToSave: Range<Int> { 0..<ownedRows }
-}
+    // MARK: checkpoints
 
-extension ShardedParameters where Self: LabelOutputLayer {
-    /// Σ g² over the rows this rank accounts for (`rowsToSave`): summed over
-    /// ranks, every global row counts once. The tree's replicated top holds
-    /// the same summed gradient on every rank; counting it once per rank made
-    /// ‖∇‖, and so `train.clip_grad_norm`'s scale, depend on P (issue #21, defect 6).
-    public func uniqueGradientSquares() -> Double {
-        let rows = rowsToSave, h = width
-        guard !rows.isEmpty else { return 0 }
-        return Kernels.sumOfSquares(store.grads + weightOffset + rows.lowerBound * h, count: rows.count * h)
-            + Kernels.sumOfSquares(store.grads + biasOffset + rows.lowerBound, count: rows.count)
-    }
-}
-
-/// The layer in the checkpoint: gathered in label (or preorder) order on rank 0.
-public protocol ShardedCheckpoint: AnyObject {
-    /// The whole layer on rank 0 (collective; nil elsewhere).
+    /// This rank's part of a training-state checkpoint: its rows (each global
+    /// row saved by one rank) with their Adam moments.
+    func shardState() -> RowShardState
+    /// This rank's rows and their Adam moments from the shards of any number of
+    /// ranks (resharding); `adamStep` 0: the optimizer had not stepped yet.
+    func loadShardState(_ saved: SavedRows, adamStep: Int, lr: Float, beta1: Float, beta2: Float, eps: Float) throws
+    /// The whole layer on rank 0, in label (or preorder) order, for `model.safetensors` (collective; nil elsewhere).
     func gatheredTensors() -> [(name: String, shape: [Int], data: [Float])]?
     /// This rank's rows from a checkpoint written by `gatheredTensors`.
     func load(from file: SafeTensorsFile) throws
-}
 
-public typealias PartitionedOutputLayer = LabelOutputLayer & ShardedParameters & ShardedCheckpoint
+    // MARK: what it costs
+
+    /// Bytes this rank sent in the last step (to set beside V·h for a replicated layer).
+    var bytesSentLastStep: Int { get }
+    /// Bytes this rank holds for the layer (parameters, gradients, moments, step buffers).
+    var memoryBytes: Int { get }
+}
 
 /// Draws one output row (weight `w`, h numbers, and its bias) from counter
 /// (tensorID, id): the same row gets the same values whatever the partition.

@@ -21,7 +21,7 @@ import Glibc
 /// 6. local gradients wrt the owned rows, and dH = Σ_r dℓ_r W_r, returned to
 ///    the ranks that own the hidden rows by `RowGather.backward` (reduce-scatter).
 /// Communication per step is O(R·h + R) floats whatever V is.
-public final class PartitionedSoftmax: PartitionedOutputLayer {
+public final class PartitionedSoftmax: PartitionedOutputLayer, RowStorage {
     public var softmax: SoftmaxKind { .full }
     public let labels: Int
     public let width: Int
@@ -55,10 +55,7 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
     public let entropy: UnsafeMutablePointer<Double>
     public var rows: Int { rowGather.rows }
     private let arena = Arena()
-    private var adam: Adam?
-    public var optimizer: Adam? { adam }
-    public var weightOffset: Int { weight }
-    public var biasOffset: Int { bias }
+    var adam: Adam?
     public private(set) var bytesSentLastStep = 0
     /// What `store.grads` holds: `.cleared` after `zeroGrads` (notionally zero;
     /// the memory is cleared only if something reads it before a backward,
@@ -256,6 +253,7 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
 
     public var ownedRows: Int { owned.count }
     public var globalRows: [Int] { Array(owned) }
+    public var rowsToSave: Range<Int> { 0..<owned.count }
     /// Marks the gradients zero without a pass over them: the next `backward` writes them.
     public func zeroGrads() { gradientState = .cleared }
     /// The gradients read as zero until the next backward writes them.
@@ -312,11 +310,13 @@ public final class PartitionedSoftmax: PartitionedOutputLayer {
         }
     }
 
-    public func restoreOptimizer(step: Int, m: UnsafePointer<Float>, v: UnsafePointer<Float>, lr: Float, beta1: Float,
-                                 beta2: Float, eps: Float) {
-        let a = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps)
-        a.restore(step: step, m: m, v: v)
-        adam = a
+    public func shardState() -> RowShardState { rowShardState() }
+    public func loadShardState(_ saved: SavedRows, adamStep: Int, lr: Float, beta1: Float, beta2: Float, eps: Float) throws {
+        try loadRowShard(saved, adamStep: adamStep, lr: lr, beta1: beta1, beta2: beta2, eps: eps)
+    }
+    public func uniqueGradientSquares() -> Double {
+        materializeCleared()
+        return rowGradientSquares()
     }
 
     /// Bytes this rank holds for the layer: W_r, b_r with gradients and two Adam

@@ -31,7 +31,7 @@ import Glibc
 /// SparseAdam rule (`torch.optim.SparseAdam`), which updates a node's moments
 /// only on the steps where it has a gradient, with bias correction from the
 /// global step count. Communication per step: O(R·h + 2^d·h) floats, whatever V is.
-public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
+public final class PartitionedTreeSoftmax: PartitionedOutputLayer, RowStorage {
     public var softmax: SoftmaxKind { .tree }
     public let labels: Int
     public let width: Int
@@ -59,10 +59,7 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
     let stamp: UnsafeMutablePointer<Int32>
     private var stepStamp: Int32 = 0
     /// SparseAdam (created at the first update, with that step's hyperparameters).
-    private var adam: Adam?
-    public var optimizer: Adam? { adam }
-    public var weightOffset: Int { weight }
-    public var biasOffset: Int { bias }
+    var adam: Adam?
     private let arena = Arena()
 
     public var rows: Int { rowGather.rows }
@@ -251,12 +248,11 @@ public final class PartitionedTreeSoftmax: PartitionedOutputLayer {
         for i in 0..<touchedCount where Int(touched[i]) >= topCount { updateRow(Int(touched[i])) }
     }
 
-    public func restoreOptimizer(step: Int, m: UnsafePointer<Float>, v: UnsafePointer<Float>, lr: Float, beta1: Float,
-                                 beta2: Float, eps: Float) {
-        let a = Adam(count: store.count, lr: lr, beta1: beta1, beta2: beta2, eps: eps)
-        a.restore(step: step, m: m, v: v)
-        adam = a
+    public func shardState() -> RowShardState { rowShardState() }
+    public func loadShardState(_ saved: SavedRows, adamStep: Int, lr: Float, beta1: Float, beta2: Float, eps: Float) throws {
+        try loadRowShard(saved, adamStep: adamStep, lr: lr, beta1: beta1, beta2: beta2, eps: eps)
     }
+    public func uniqueGradientSquares() -> Double { rowGradientSquares() }
 
     public var memoryBytes: Int {
         Self.memoryBytes(nodes: nodeCount, width: width, globalRows: globalRowCapacity, maxDepth: partition.maxDepth)

@@ -141,14 +141,17 @@ public enum TrainingCheckpoint {
             try makeDirectory(tmp)
         }
         // Every rank writes its shard; all agree on the outcome before rank 0 seals the directory.
-        var shard: (file: String, rows: [[Int]], bytes: Int, crc: UInt32)? = nil
+        var shard: (file: String, rows: [[Int]], bytes: Int, crc: UInt32, adamStep: Int)? = nil
+        var rowsByRank: [[[Int]]]? = nil
         if let layer = model.classifier?.output {
             let file = "shard-\(comm.rank)-of-\(comm.size).safetensors"
             shard = try comm.agree {
-                let (bytes, rows) = try shardBytes(layer, rank: comm.rank)
+                let (bytes, rows, adamStep) = try shardBytes(layer, rank: comm.rank)
                 try DurableFile.write(bytes, to: tmp + "/" + file)
-                return (file, rows, bytes.count, DurableFile.crc32(bytes))
+                return (file, rows, bytes.count, DurableFile.crc32(bytes), adamStep)
             }
+            // Each rank says which global rows it saved (the layer knows; the manifest records it).
+            rowsByRank = try gatherRows(shard!.rows, comm: comm)
         }
         // The replicated parameters' Adam moments, whole on rank 0 (gathered there under ZeRO stage 1).
         let moments = step.fullMoments(root: 0)
@@ -160,11 +163,11 @@ public enum TrainingCheckpoint {
         _ = try comm.rootOnly {
             var files: [StateManifest.FileEntry] = []
             var shards: [StateManifest.Shard] = []
-            if let layer = model.classifier?.output {
+            if let rowsByRank {
                 for r in 0..<comm.size {
                     let file = "shard-\(r)-of-\(comm.size).safetensors"
                     files.append(.init(name: file, bytes: Int(table[2 * r]), crc32: UInt32(table[2 * r + 1])))
-                    shards.append(.init(rank: r, file: file, rows: rowRanges(layer, rank: r, ranks: comm.size)))
+                    shards.append(.init(rank: r, file: file, rows: rowsByRank[r]))
                 }
             }
             let replicated = try replicatedBytes(step, moments: moments!)
@@ -174,7 +177,7 @@ public enum TrainingCheckpoint {
                                          config: config, files: files, labels: labels,
                                          width: model.classifier?.output.width,
                                          softmax: model.spec.classifier?.softmax.rawValue,
-                                         outputAdamStep: model.classifier?.output.optimizer?.step, shards: shards,
+                                         outputAdamStep: shard.flatMap { $0.adamStep > 0 ? $0.adamStep : nil }, shards: shards,
                                          identity: identity)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
