@@ -153,8 +153,8 @@ public enum TrainingCheckpoint {
             // Each rank says which global rows it saved (the layer knows; the manifest records it).
             rowsByRank = try gatherRows(shard!.rows, comm: comm)
         }
-        // The replicated parameters' Adam moments, whole on rank 0 (gathered there under ZeRO stage 1).
-        let moments = step.fullMoments(root: 0)
+        // The replicated parameters with their Adam moments, whole on rank 0 (gathered there under ZeRO stage 1).
+        let replicated = try step.replicatedState(root: 0)
         // Shard sizes, CRCs and row ranges to rank 0 (a few numbers per rank).
         var table = [Double](repeating: 0, count: 2 * comm.size)
         if let shard { table[2 * comm.rank] = Double(shard.bytes); table[2 * comm.rank + 1] = Double(shard.crc) }
@@ -170,7 +170,7 @@ public enum TrainingCheckpoint {
                     shards.append(.init(rank: r, file: file, rows: rowsByRank[r]))
                 }
             }
-            let replicated = try replicatedBytes(step, moments: moments!)
+            let replicated = replicated!.serialized()
             try DurableFile.write(replicated, to: tmp + "/replicated.safetensors")
             files.insert(.init(name: "replicated.safetensors", bytes: replicated.count, crc32: DurableFile.crc32(replicated)), at: 0)
             let manifest = StateManifest(format: StateManifest.currentFormat, position: position, ranks: comm.size,
@@ -306,18 +306,6 @@ public enum TrainingCheckpoint {
         let model = step.model
         do {
             let file = try SafeTensorsFile.load(path: dir + "/replicated.safetensors")
-            let p = model.parameters
-            var m = [Float](repeating: 0, count: p.count), v = m
-            for slot in p.slots {
-                let range = slot.offset..<(slot.offset + slot.count)
-                let values = try file.checkpointFloats(slot.name, shape: slot.shape)
-                values.withUnsafeBufferPointer { (p.values + slot.offset).update(from: $0.baseAddress!, count: slot.count) }
-                m.replaceSubrange(range, with: try file.checkpointFloats(slot.name + ".exp_avg", shape: slot.shape))
-                v.replaceSubrange(range, with: try file.checkpointFloats(slot.name + ".exp_avg_sq", shape: slot.shape))
-            }
-            guard let s = file.metadata["adam_step"].flatMap(Int.init) else {
-                throw CheckpointError(path: file.path, message: "__metadata__ key 'adam_step' missing")
-            }
             // The position must be one this run could have reached: the manifest against the tensors' file and the data.
             let position = manifest.position, perEpoch = step.stepsPerEpoch
             if let g = file.metadata["global_step"].flatMap(Int.init), g != position.globalStep {
@@ -330,32 +318,13 @@ public enum TrainingCheckpoint {
                                       + "\(position.stepInEpoch), globalStep \(position.globalStep)) is not a point of this run, "
                                       + "which takes \(perEpoch) steps per epoch")
             }
-            step.restoreOptimizer(step: s, m: m, v: v)
-            // Older checkpoints have one count: the classifier's group stepped with the rest.
-            step.classifierAdamStep = file.metadata["classifier_adam_step"].flatMap(Int.init) ?? s
+            try step.loadReplicatedState(file)
             if let layer = model.classifier?.output { try restoreShard(layer, dir: dir, manifest: manifest, settings: step.settings) }
         }
         step.globalStep = manifest.position.globalStep
     }
 
     // MARK: - pieces
-
-    /// Every replicated tensor with its Adam moments, PyTorch's state names.
-    /// `moments`: the whole exp_avg and exp_avg_sq (`DataParallelStep.fullMoments`), so
-    /// the file is the same with or without ZeRO and resumes at any rank count.
-    static func replicatedBytes(_ step: DataParallelStep, moments: (m: [Float], v: [Float])) throws -> [UInt8] {
-        let p = step.model.parameters, adam = step.optimizer
-        var w = SafeTensorsWriter()
-        for slot in p.slots {
-            let r = slot.offset..<(slot.offset + slot.count)
-            try w.add(slot.name, shape: slot.shape, data: UnsafeBufferPointer(start: p.values + slot.offset, count: slot.count))
-            try moments.m[r].withUnsafeBufferPointer { try w.add(slot.name + ".exp_avg", shape: slot.shape, data: $0) }
-            try moments.v[r].withUnsafeBufferPointer { try w.add(slot.name + ".exp_avg_sq", shape: slot.shape, data: $0) }
-        }
-        w.metadata = ["adam_step": "\(adam.step)", "classifier_adam_step": "\(step.classifierAdamStep)",
-                      "global_step": "\(step.globalStep)"]
-        return w.serialized()
-    }
 
     static func makeDirectory(_ path: String) throws {
         do { try DurableFile.makeDirectories(path) } catch {
