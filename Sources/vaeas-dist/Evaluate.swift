@@ -4,36 +4,8 @@ import SafeTensors
 import VAEAS
 import VAEASData
 
-/// Where `eval`, `estimate` and `reconstruct` look for a checkpoint's data
-/// when --data-dir is not given: the `data.dir` recorded in the `config.yaml`
-/// beside the checkpoint (the run's own), then $VAEAS_DATA_DIR, then the
-/// dataset's standard location. With --data-dir, only there.
-enum CheckpointDataLocations {
-    static func locations(dataDir: String?, checkpoint: String, dataset: String) -> [DataLocation] {
-        let runDirectory = (checkpoint as NSString).deletingLastPathComponent
-        let configPath = runDirectory.isEmpty ? "config.yaml" : runDirectory + "/config.yaml"
-        var recorded: DataLocation?
-        if dataDir == nil, FileManager.default.fileExists(atPath: configPath),
-           let run = try? TrainConfig.load(path: configPath), !run.data.dir.isEmpty {
-            recorded = DataLocation(run.data.dir, origin: "data.dir in \(configPath)")
-        }
-        return DataLocation.searchOrder(explicit: dataDir.map { DataLocation($0, origin: "--data-dir") },
-                                        recorded: recorded, dataset: dataset)
-    }
-
-    /// One split of `dataset` from the first location that holds it, and that location.
-    static func load(dataset: String, split: String, dataDir: String?, checkpoint: String) throws
-        -> (dataset: Dataset, location: DataLocation) {
-        let places = locations(dataDir: dataDir, checkpoint: checkpoint, dataset: dataset)
-        guard !places.isEmpty else {
-            throw ValidationError("no data directory for '\(dataset)': pass --data-dir, or set VAEAS_DATA_DIR "
-                                  + "(no config.yaml with a data.dir beside \(checkpoint))")
-        }
-        return try DatasetCatalog.load(name: dataset, split: split, from: places)
-    }
-}
-
-/// What `eval` and `estimate` share: a checkpoint and the data it is measured on.
+/// What `eval` and `estimate` share: a checkpoint and the data it is measured
+/// on, as options; the loading itself is the library's `CheckpointInput`.
 struct CheckpointData: ParsableArguments {
     @Option(name: .long, help: "model.safetensors written by `train`.")
     var checkpoint: String
@@ -65,87 +37,31 @@ struct CheckpointData: ParsableArguments {
     @Option(name: .long, help: "Seed of the evaluation noise.")
     var seed: UInt32 = 0
 
-    /// MI, MD and SC of the checkpoint's classifier over its training set (nil without one).
-    func classifierSummary(file: SafeTensorsFile, comm: Communicator, batch: Int) throws -> [(String, Double)]? {
-        guard try CheckpointMetadata(file).model.classifier != nil else { return nil }
-        let name = dataset ?? CheckpointMetadata.datasetName(file.metadata)
-        let places = CheckpointDataLocations.locations(dataDir: dataDir, checkpoint: checkpoint, dataset: name)
-        guard !places.isEmpty else { return nil }
-        let full = try DatasetCatalog.load(name: name, split: "train", from: places).dataset
-        // The training set as trained on (its labels are per sample of it).
-        let train = try trainedOn(full, file: file).dataset
-        let pass = try Checkpoint.forwardPass(for: file, train: train, comm: comm, batch: batch)
-        return pass.trainingSetSummary().filter { ["kl", "mi", "md", "sc", "mi_md_minus_kl", "ce_minus_h"].contains($0.0) }
-    }
-
     func validate() throws {
         guard limit >= 0 else { throw ValidationError("--limit must be ≥ 0, got \(limit)") }
     }
 
-    /// The training split as the checkpoint's run saw it: the data.limit
-    /// samples recorded in its metadata (data.subset, data.subset_seed), or
-    /// the whole split (no subset recorded, or --whole-split); and a phrase
-    /// saying which.
-    func trainedOn(_ full: Dataset, file: SafeTensorsFile) throws -> (dataset: Dataset, description: String) {
-        let meta = try CheckpointMetadata(entries: file.metadata, path: file.path)
-        guard !wholeSplit, let subset = meta.trainedOnSubset, subset.limit < full.count else {
-            return (full, "all \(full.count) examples of \(full.split)")
-        }
-        return (subset.apply(to: full), subset.describe(fullCount: full.count, split: full.split))
+    var input: CheckpointInput {
+        CheckpointInput(checkpoint: checkpoint, dataDir: dataDir, dataset: dataset, binarize: binarize, limit: limit,
+                        wholeSplit: wholeSplit, seed: seed)
     }
 
-    /// Results that came out NaN or ±Inf are an error naming them, not `null` in
-    /// the JSON with exit status 0. (Non-finite weights are refused when the
-    /// checkpoint is loaded; this catches finite weights that overflow float32.)
-    func requireFinite(_ results: [(String, Double)], on split: String) throws {
-        let bad = results.filter { !$0.1.isFinite }
-        guard !bad.isEmpty else { return }
-        throw CheckpointError(path: checkpoint, message: "results on the \(split) split are not finite ("
-            + bad.map { "\($0.0) = \($0.1)" }.joined(separator: ", ") + "): the checkpoint's parameters make "
-            + "the computation overflow float32, so there is nothing meaningful to report")
-    }
-
-    /// What was loaded, for the output: the data's directory and where it came
-    /// from, and which examples (`--limit`).
-    struct Source {
-        let name: String
-        let location: DataLocation
-        let subset: String
-        /// The line printed before the results.
-        var line: String { "data: \(name) from \(location); \(subset)" }
-        func record(into j: inout JSONRecord) {
-            j.set("data_dir", location.directory); j.set("data_dir_origin", location.origin); j.set("subset", subset)
+    /// `CheckpointInput.load`, with no data directory a usage error (exit 64).
+    func load(split: String) throws -> (store: ParameterStore, shape: VAEShape, feed: DataFeed, file: SafeTensorsFile,
+                                        source: CheckpointInput.Source) {
+        do { return try input.load(split: split) } catch let e as CheckpointInput.NoDataDirectory {
+            throw ValidationError(e.description)
         }
     }
+    func classifierSummary(file: SafeTensorsFile, comm: Communicator, batch: Int) throws -> [(String, Double)]? {
+        try input.classifierSummary(file: file, comm: comm, batch: batch)
+    }
+    func requireFinite(_ results: [(String, Double)], on split: String) throws { try input.requireFinite(results, on: split) }
+}
 
-    /// The VAE's parameters and shape, the split as a feed (with --limit, N
-    /// examples spread over it), and where the data came from.
-    func load(split: String) throws -> (store: ParameterStore, shape: VAEShape, feed: DataFeed, file: SafeTensorsFile, source: Source) {
-        let file = try SafeTensorsFile.load(path: checkpoint)
-        let vae = try Checkpoint.vae(from: file, capacity: 1)
-        let shape = vae.shape
-        let name = dataset ?? CheckpointMetadata.datasetName(file.metadata)
-        let (loaded, location) = try CheckpointDataLocations.load(dataset: name, split: split, dataDir: dataDir, checkpoint: checkpoint)
-        var all = loaded
-        var subset: String
-        if split == "train" {
-            let (d, what) = try trainedOn(loaded, file: file)
-            all = d
-            subset = what
-            if limit > 0 && limit < d.count {
-                let step = d.count / limit
-                subset = "\(limit) examples, every \(Dataset.ordinal(step)) of " + what
-            }
-        } else {
-            subset = all.spread(limit).description
-        }
-        let data = all.spread(limit).dataset
-        guard data.dimension == shape.input else {
-            throw CheckpointError(path: checkpoint, message: "input_dim \(shape.input) does not match \(name)/\(split) images of \(data.dimension) pixels")
-        }
-        let bin = try binarize ?? CheckpointMetadata(file).binarize
-        return (vae.store, shape, DataFeed(dataset: data, binarization: bin, seed: seed, evaluation: true), file,
-                Source(name: name, location: location, subset: subset))
+extension CheckpointInput.Source {
+    func record(into j: inout JSONRecord) {
+        j.set("data_dir", location.directory); j.set("data_dir_origin", location.origin); j.set("subset", subset)
     }
 }
 

@@ -59,8 +59,10 @@ struct Reconstruct: ParsableCommand {
         let file = try ImageOptions.loadCheckpoint(checkpoint)
         let shape = try Checkpoint.shape(of: file)
         let dataset = self.dataset ?? CheckpointMetadata.datasetName(file.metadata)
-        let (loaded, location) = try CheckpointDataLocations.load(dataset: dataset, split: split, dataDir: dataDir,
-                                                                  checkpoint: checkpoint)
+        let (loaded, location): (Dataset, DataLocation)
+        do {
+            (loaded, location) = try CheckpointInput.loadSplit(dataset: dataset, split: split, dataDir: dataDir, checkpoint: checkpoint)
+        } catch let e as CheckpointInput.NoDataDirectory { throw ValidationError(e.description) }
         // The training images shown are ones the model was trained on (its data.limit subset), as eval's.
         var data = loaded
         if split == "train", let subset = try CheckpointMetadata(entries: file.metadata, path: file.path).trainedOnSubset,

@@ -122,3 +122,23 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(r.mi + r.md, r.meanKL, accuracy: 0.03 * r.meanKL, "MI \(r.mi) + MD \(r.md) vs mean KL \(r.meanKL)")
     }
 }
+
+/// `CheckpointInput` (the library half of `eval`/`estimate`, issue #22): where a
+/// checkpoint's data is looked for, without the CLI.
+final class CheckpointDataLocationTests: XCTestCase {
+    func testTheRunsRecordedDataDirComesFirstAndDataDirAlone() throws {
+        let run = FileManager.default.temporaryDirectory.appendingPathComponent("vaeas-ci-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: run) }
+        try "data: {name: binarized-mnist, dir: /somewhere/recorded}\n".write(toFile: run + "/config.yaml", atomically: true, encoding: .utf8)
+        let recorded = CheckpointInput.locations(dataDir: nil, checkpoint: run + "/model.safetensors", dataset: "binarized-mnist")
+        XCTAssertEqual(recorded.first, DataLocation("/somewhere/recorded", origin: "data.dir in \(run)/config.yaml"))
+        let explicit = CheckpointInput.locations(dataDir: "/given", checkpoint: run + "/model.safetensors", dataset: "binarized-mnist")
+        XCTAssertEqual(explicit, [DataLocation("/given", origin: "--data-dir")])
+        // Given, it is the only place: a missing file there is an error naming it, not a fallback elsewhere.
+        XCTAssertThrowsError(try CheckpointInput.loadSplit(dataset: "binarized-mnist", split: "test", dataDir: run,
+                                                           checkpoint: run + "/model.safetensors")) { error in
+            XCTAssertTrue("\(error)".contains(run), "\(error)")
+        }
+    }
+}
