@@ -133,8 +133,13 @@ public enum Trace {
     @inline(__always)
     public static func begin(_ label: StaticString, _ phase: Phase? = nil,
                              name: @autoclosure () -> String? = nil) {
+        begin(label, phase, event: true, name: name())
+    }
+
+    @inline(__always)
+    static func begin(_ label: StaticString, _ phase: Phase?, event: Bool, name: @autoclosure () -> String?) {
         let p = phase ?? open.last?.phase ?? .other
-        open.append(Open(label: label, phase: p, start: clock(), name: recording ? (name() ?? "\(label)") : nil))
+        open.append(Open(label: label, phase: p, start: clock(), name: event && recording ? (name() ?? "\(label)") : nil))
     }
 
     /// Closes the innermost span: its exclusive seconds to its phase, and an
@@ -161,15 +166,17 @@ public enum Trace {
         return try body()
     }
 
-    /// A blocking communication call `op` of `bytes` as a span of the
-    /// communication phase its context implies; on the timeline the
-    /// classifier's by their role in the design doc ("allgather H"), others
-    /// as "context: op".
+    /// A communication call `op` of `bytes` as a span of the communication
+    /// phase its context implies; on the timeline (unless `event` is false, as
+    /// for the polls of nonblocking requests) the classifier's by their role in
+    /// the design doc ("allgather H"), others as "context: op". `blocking`:
+    /// its time is also its time in flight.
     @inline(__always)
-    public static func collective<T>(_ op: StaticString, bytes: Int, blocking: Bool = true, _ body: () throws -> T) rethrows -> T {
+    public static func collective<T>(_ op: StaticString, bytes: Int, blocking: Bool = true, event: Bool = true,
+                                     _ body: () throws -> T) rethrows -> T {
         let phase = communicationPhase
         let t0 = clock()
-        begin(op, phase, name: collectiveName(op))
+        begin(op, phase, event: event, name: collectiveName(op))
         defer {
             end(args: [("bytes", Double(bytes))])
             totals.bytes[phase.rawValue] += bytes

@@ -65,15 +65,16 @@ public final class TimedCommunicator: Communicator {
 
     public func test(_ request: CollectiveRequest) -> Bool {
         if request.isComplete { return true }
-        // Not told to the watchdog: how often a rank polls varies, and it compares the calls ranks began.
-        let done = Trace.collective("test", bytes: 0, blocking: false) { base.test(request) }
+        // Exposed time, but neither a timeline event nor a call told to the watchdog: how often a rank
+        // polls varies (and the watchdog compares the calls ranks began).
+        let done = Trace.collective("test", bytes: 0, blocking: false, event: false) { base.test(request) }
         if done { finished(request) }
         return done
     }
 
     public func wait(_ request: CollectiveRequest) {
         if request.isComplete, started[ObjectIdentifier(request)] == nil { return }
-        timed("wait", bytes: 0, blocking: false) { base.wait(request) }
+        timed("wait", bytes: 0, blocking: false) { base.wait(request) }   // bytes: counted at the start
         finished(request)
     }
 
