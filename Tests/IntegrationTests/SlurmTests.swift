@@ -75,9 +75,14 @@ final class SlurmTests: XCTestCase {
             let r = try slurm(interrupt[0], Array(interrupt.dropFirst()))
             XCTAssertEqual(r.status, 0, r.output)
             try wait("job \(job) requeued") { try state(job) == "PENDING" }
-            // SLURM holds a requeued job for 120 s; start it now, once the node has let go of the old step
-            // (launched earlier, the new step's launch fails).
+            // SLURM holds a requeued job for 120 s, time for the node to clean up the old steps; the test
+            // starts it at once instead, so it waits for that cleanup itself: the node idle and no
+            // slurmstepd of the job left (the requeued job keeps its id, so a new step J.0 launched while
+            // the old J.0's slurmstepd is still exiting fails: "task launch failed", seen on a loaded machine).
             try wait("the node idle") { try slurm("sinfo", ["-h", "-o", "%t"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "idle" }
+            try wait("the job's old slurmstepd processes gone") {
+                try CLI.run(["-f", "slurmstepd: \\[\(job)\\."], timeout: 10, executable: "/usr/bin/pgrep").status == 1
+            }
             sleep(2)
             XCTAssertEqual(try slurm("scontrol", ["update", "JobId=\(job)", "StartTime=now"]).status, 0)
         }
