@@ -144,8 +144,9 @@ public enum Trace {
 
     /// Closes the innermost span: its exclusive seconds to its phase, and an
     /// event (named `name`, else as at `begin`) if recording both then and now.
-    @inline(__always)
-    public static func end(name: @autoclosure () -> String? = nil, args: @autoclosure () -> [(String, Double)] = []) {
+    /// Returns the span's whole duration in nanoseconds.
+    @inline(__always) @discardableResult
+    public static func end(name: @autoclosure () -> String? = nil, args: @autoclosure () -> [(String, Double)] = []) -> UInt64 {
         let now = clock()
         let s = open.removeLast()
         let elapsed = now &- s.start
@@ -155,6 +156,7 @@ public enum Trace {
             events.append(Event(name: name() ?? n, category: s.phase.category, track: mainTrack, start: s.start,
                                 duration: elapsed, args: args()))
         }
+        return elapsed
     }
 
     /// `body` as one span.
@@ -175,12 +177,11 @@ public enum Trace {
     public static func collective<T>(_ op: StaticString, bytes: Int, blocking: Bool = true, event: Bool = true,
                                      _ body: () throws -> T) rethrows -> T {
         let phase = communicationPhase
-        let t0 = clock()
         begin(op, phase, event: event, name: collectiveName(op))
         defer {
-            end(args: [("bytes", Double(bytes))])
+            let elapsed = end(args: [("bytes", Double(bytes))])
             totals.bytes[phase.rawValue] += bytes
-            if blocking { totals.inFlight[phase.rawValue] += Double(clock() &- t0) * 1e-9 }
+            if blocking { totals.inFlight[phase.rawValue] += Double(elapsed) * 1e-9 }
         }
         return try body()
     }

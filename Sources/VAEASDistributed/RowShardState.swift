@@ -47,11 +47,10 @@ protocol RowStorage: AnyObject {
 
 extension RowStorage {
     func rowShardState() -> RowShardState {
-        let rows = rowsToSave, h = width, count = store.count
-        let zeros = [Float](repeating: 0, count: count)
-        let m = adam.map { Array(UnsafeBufferPointer(start: $0.m, count: count)) } ?? zeros
-        let v = adam.map { Array(UnsafeBufferPointer(start: $0.v, count: count)) } ?? zeros
-        func rowsOf(_ buffer: UnsafePointer<Float>) -> ([Float], [Float]) {
+        let rows = rowsToSave, h = width
+        /// The saved rows of `buffer` (nil: the moments before the first update, zero).
+        func rowsOf(_ buffer: UnsafePointer<Float>?) -> ([Float], [Float]) {
+            guard let buffer else { return ([Float](repeating: 0, count: rows.count * h), [Float](repeating: 0, count: rows.count)) }
             var weights: [Float] = [], biases: [Float] = []
             weights.reserveCapacity(rows.count * h)
             for k in rows {
@@ -61,8 +60,8 @@ extension RowStorage {
             return (weights, biases)
         }
         let (pw, pb) = rowsOf(store.values)
-        let (mw, mb) = m.withUnsafeBufferPointer { rowsOf($0.baseAddress!) }
-        let (vw, vb) = v.withUnsafeBufferPointer { rowsOf($0.baseAddress!) }
+        let (mw, mb) = rowsOf(adam.map { UnsafePointer($0.m) })
+        let (vw, vb) = rowsOf(adam.map { UnsafePointer($0.v) })
         let n = rows.count
         let ids = globalRows
         return RowShardState(tensors: [("weight", [n, h], pw), ("bias", [n], pb), ("weight.exp_avg", [n, h], mw),
