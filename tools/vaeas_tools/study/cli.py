@@ -9,9 +9,12 @@ the study files (--study experiments/converged/study.yaml, experiments/paper-len
     python3 scripts/study.py summary [NAME]                         # one JSON line per done run
     python3 scripts/study.py report converged                       # docs/RESULTS.md's generated section
     python3 scripts/study.py report full [--out FILE]               # docs/RESULTS-full-N.md (partial: runs/experiments/REPORT-partial.md)
+    python3 scripts/study.py report csv [--out FILE]                # docs/results.csv: every finished run of every study file
 
 A run with a done.json is skipped (unless --force), a trained one only measured, a stopped one resumed
-(train --resume); `run` exits non-zero when any run failed, after running the others."""
+(train --resume); `run` exits non-zero when any run failed, after running the others. A study file with
+`records: DIR` keeps each finished run's done.json, config.yaml, metrics.jsonl and run.jsonl in DIR/GROUP/ID (run
+directories do not outlive their machine); the reports read a run from there when its directory is gone."""
 import argparse
 import json
 import os
@@ -19,7 +22,7 @@ import sys
 
 from .. import paths
 from ..io import FormatError
-from . import report_converged, report_full
+from . import report_converged, report_full, results_csv
 from . import spec as S
 from .commands import Options
 from .runner import RunError, run_study
@@ -54,10 +57,12 @@ def parser():
     sub.add_parser("list", help="the studies, their groups and how many runs are done")
     s = sub.add_parser("summary", help="one JSON line per done run")
     s.add_argument("names", nargs="*", help="specs (default: the --study file, else every spec)")
-    rep = sub.add_parser("report", help="converged: docs/RESULTS.md's section; full: docs/RESULTS-full-N.md")
-    rep.add_argument("which", choices=["converged", "full"])
-    rep.add_argument("--out", help="full: the output file, relative to the repository root (default: "
-                     "docs/RESULTS-full-N.md when every row is run on all the data, else runs/experiments/REPORT-partial.md)")
+    rep = sub.add_parser("report", help="converged: docs/RESULTS.md's section; full: docs/RESULTS-full-N.md; "
+                         "csv: docs/results.csv")
+    rep.add_argument("which", choices=["converged", "full", "csv"])
+    rep.add_argument("--out", help="the output file, relative to the repository root (full: default "
+                     "docs/RESULTS-full-N.md when every row is run on all the data, else runs/experiments/REPORT-partial.md; "
+                     "csv: default docs/results.csv)")
     return p
 
 
@@ -120,6 +125,16 @@ def main(argv=None):
                 if args.study and os.path.abspath(args.study) != os.path.join(paths.ROOT, CONVERGED):
                     raise S.SpecError(f"`report converged` reports {CONVERGED} only, not {args.study}")
                 print("wrote " + report_converged.write(S.load(CONVERGED)))
+            elif args.which == "csv":
+                path, table, missing = results_csv.write(args.out)
+                print(f"wrote {os.path.relpath(path, paths.ROOT)}: {len(table)} run(s), "
+                      f"{sum(r['converged'] == 'yes' for r in table)} converged by its criterion")
+                by_study = {}
+                for name, rid in missing:
+                    by_study.setdefault(name, []).append(rid)
+                for name, rids in by_study.items():
+                    print(f"  {name}: {len(rids)} run(s) with no done.json in their run directory or records: "
+                          + ", ".join(rids))
             else:
                 report_full.write(args.out)
         else:

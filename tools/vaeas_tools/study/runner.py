@@ -12,6 +12,7 @@ The policy (`decide`), in order:
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ from ..io import FormatError, json_lines, last_json, read_jsonl, read_yaml, writ
 from . import commands as C
 
 SKIP, MEASURE, RESUME, TRAIN = "skip", "measure", "resume", "train"
+#: A done run's files kept in the study's `records:` (its train directory's, and done.json).
+RECORD_FILES = ("config.yaml", "metrics.jsonl", "run.jsonl")
 #: Files of an earlier measurement, removed before a fresh training so that none outlives its model.
 STALE = ("done.json", "eval-test.json", "eval-train.json", "estimate.jsonl")
 
@@ -144,6 +147,40 @@ def _read(measure, text):
     return records
 
 
+def binary_commit(train_dir, binary=None):
+    """The commit of the source the run's binary was built from: what run.jsonl records (the binary reads it
+    from the checkout it lies in), else BIN.commit beside a binary copied out of .build
+    (scripts/freeze-binary.sh writes it), else "unknown"."""
+    try:
+        rows = read_jsonl(os.path.join(train_dir, "run.jsonl"), missing_ok=True)
+    except FormatError:
+        rows = []
+    for r in reversed(rows):
+        if r.get("commit") and r["commit"] != "unknown":
+            return r["commit"]
+    try:
+        with open((binary or paths.binary()) + ".commit") as f:
+            return f.read().strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def keep_records(study, run):
+    """Copies a done run's records (done.json, config.yaml, metrics.jsonl, run.jsonl) into the study's
+    `records:` directory, each file written atomically; nothing when the study keeps none."""
+    dst = study.record_dir(run)
+    if not dst:
+        return None
+    os.makedirs(dst, exist_ok=True)
+    srcs = [os.path.join(study.run_dir(run), "done.json")] + [os.path.join(study.train_dir(run), f) for f in RECORD_FILES]
+    for src in srcs:
+        if os.path.exists(src):
+            tmp = os.path.join(dst, "." + os.path.basename(src) + ".tmp")
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, os.path.join(dst, os.path.basename(src)))
+    return dst
+
+
 def run_one(study, run, opts, log=print):
     """Brings one run to done.json by the resume policy; returns the action taken. Raises RunError or
     FormatError when a command fails or prints no record."""
@@ -151,6 +188,8 @@ def run_one(study, run, opts, log=print):
     name = f"{study.name}/{run.group}/{run.id}" if not study.is_spec else f"{study.name}/{run.id}"
     log(f"{name}: {action}{' (' + note + ')' if note else ''}" + ("; --force reruns it" if action == SKIP else ""))
     if action == SKIP:
+        if not opts.dry_run and os.path.exists(os.path.join(study.run_dir(run), "done.json")):
+            keep_records(study, run)      # a run done before the study kept records
         return action
     d, t = study.run_dir(run), study.train_dir(run)
     t0 = time.time()
@@ -181,13 +220,17 @@ def run_one(study, run, opts, log=print):
             "config": run.config, "epochs": C.epochs(study, opts) or (last.get("epoch")),
             "iw_samples": C.iw_samples(study, run, opts), "ranks": opts.ranks, "limit_data": opts.limit_data,
             "launcher": opts.launcher, "data_dir": C.data_dir(study, opts), "action": action,
-            # A run only measured here trained in an earlier sitting: its own clock is the record of that.
-            "train_seconds": (t1 - t0) if action in (TRAIN, RESUME) else last.get("elapsed", 0.0),
-            "measure_seconds": time.time() - t1, "wall_seconds": time.time() - t0,
+            # One sitting's training is its wall time; a resumed or only measured run's is the trainer's own clock,
+            # which the checkpoints carry over every segment (the steps redone after a kill are not counted).
+            "train_seconds": (t1 - t0) if action == TRAIN else last.get("elapsed", t1 - t0),
+            "sitting_train_seconds": t1 - t0, "commit": binary_commit(t),
+            "measure_seconds": time.time() - t1,
             "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "commands": [C.quote(c) for c in cmds], "last_epoch": last, **results}
+    done["wall_seconds"] = done["train_seconds"] + done["measure_seconds"]
     write_json_atomic(os.path.join(d, "done.json"), done)
-    log(f"{name}: done in {time.time() - t0:.0f} s")
+    kept = keep_records(study, run)
+    log(f"{name}: done in {time.time() - t0:.0f} s" + (f"; records in {os.path.relpath(kept, study.root)}" if kept else ""))
     return action
 
 

@@ -52,6 +52,8 @@ class Study:
     def __init__(self, name, path, kind, raw, out, groups, root):
         self.name, self.path, self.kind, self.raw = name, path, kind, raw
         self.out, self.groups, self.root = out, groups, root
+        #: Where each done run's records are kept in the repository (a study file's `records:`), or None.
+        self.records = os.path.normpath(os.path.join(root, raw["records"])) if raw.get("records") else None
         self._base = None
 
     @property
@@ -65,6 +67,18 @@ class Study:
     def train_dir(self, run):
         """Where `train --out` writes: the run directory for a spec, its train/ for a study file."""
         return self.run_dir(run) if self.is_spec else os.path.join(self.run_dir(run), "train")
+
+    def record_dir(self, run):
+        """Where a done run's records are kept in the repository (run directories do not outlive their
+        machine): RECORDS/GROUP/ID, or None when the study keeps none."""
+        return os.path.join(self.records, run.group, run.id) if self.records else None
+
+    def done_path(self, run):
+        """A run's done.json: in its run directory, else in its kept records; None when neither has one."""
+        for d in (self.run_dir(run), self.record_dir(run)):
+            if d and os.path.exists(os.path.join(d, "done.json")):
+                return os.path.join(d, "done.json")
+        return None
 
     def all_runs(self):
         return [r for g in self.groups.values() for r in g]
