@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Copies a release build of vaeas-dist out of .build for a long experiment, so that rebuilds during the run do not
-# touch it, with the commit it was built from beside it (DIR/vaeas-dist.commit; the study runner records it in each
-# run's done.json, and a copied binary cannot find its checkout by itself).
+# touch it, with the commit it was built from beside it (DIR/vaeas-dist.commit): a copy cannot find its checkout,
+# so the binary reads the file (`--version`, run.jsonl), and the study runner records it in each run's done.json.
 #
 #   bash scripts/freeze-binary.sh DIR        # then: VAEAS_BIN=DIR/vaeas-dist python3 scripts/study.py …
 #

@@ -5,11 +5,17 @@ import VAEAS
 enum BuildInfo {
     static let version = "0.4.0"
 
-    /// The commit of the source tree the binary was built from: the git
-    /// repository holding the binary (`<repo>/.build/release/vaeas-dist`),
+    /// The commit of the source tree the binary was built from: the
+    /// `vaeas-dist.commit` file beside a binary copied out of `.build` by
+    /// `scripts/freeze-binary.sh` (a copy cannot find its checkout), else the
+    /// git repository holding the binary (`<repo>/.build/release/vaeas-dist`),
     /// read from `.git` directly (no git needed). nil outside a checkout.
     static let commit: String? = {
         guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        if let text = try? String(contentsOfFile: exe + ".commit", encoding: .utf8) {
+            let c = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if c.count == 40, c.allSatisfy(\.isHexDigit) { return c.lowercased() }
+        }
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         while dir.path != "/" {
             var git = dir.appendingPathComponent(".git").path

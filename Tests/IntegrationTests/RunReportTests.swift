@@ -12,6 +12,22 @@ final class RunReportTests: XCTestCase {
         XCTAssertTrue(line.range(of: #"^vaeas-dist \d+\.\d+\.\d+ \(commit [0-9a-f]{12}\)$"#, options: .regularExpression) != nil, line)
     }
 
+    /// A binary copied out of the checkout (scripts/freeze-binary.sh) names
+    /// the commit in the file beside it, and no commit without one.
+    func testACopiedBinaryNamesTheCommitBesideIt() throws {
+        let dir = CLI.temporaryDirectory("frozen-binary")
+        let copy = dir + "/vaeas-dist"
+        try? FileManager.default.removeItem(atPath: copy)
+        try FileManager.default.copyItem(atPath: CLI.binary, toPath: copy)
+        let bare = try CLI.run(["--version"], executable: copy)
+        XCTAssertEqual(bare.status, 0, bare.output)
+        XCTAssertFalse(bare.stdout.contains("(commit"), "a copy outside a checkout has no commit to name: \(bare.stdout)")
+        try "0123456789abcdef0123456789abcdef01234567\n".write(toFile: copy + ".commit", atomically: true, encoding: .utf8)
+        let frozen = try CLI.run(["--version"], executable: copy)
+        XCTAssertEqual(frozen.status, 0, frozen.output)
+        XCTAssertTrue(frozen.stdout.hasPrefix("vaeas-dist ") && frozen.stdout.contains("(commit 0123456789ab)"), frozen.stdout)
+    }
+
     /// Every subcommand's --help shows an example.
     func testEveryHelpHasAnExample() throws {
         for sub in ["train", "eval", "estimate", "reconstruct", "sample", "bench", "show-config"] {
