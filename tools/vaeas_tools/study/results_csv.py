@@ -52,16 +52,16 @@ def _last_with(rows, key):
 
 
 def elbo_change(metrics, epochs):
-    """The test ELBO at the last epoch minus the test ELBO at the last evaluation at or before 90 % of the
-    epochs (criterion 1), or None when metrics.jsonl has not both."""
+    """(the test ELBO at the last epoch minus the test ELBO at the last evaluation at or before 90 % of the
+    epochs, that evaluation's epoch) for criterion 1, or (None, None) when metrics.jsonl has not both."""
     evals = [(r["epoch"], r["test_elbo"]) for r in metrics if r.get("test_elbo") is not None]
     if not evals or not epochs:
-        return None
+        return None, None
     end = [v for e, v in evals if e == epochs]
-    before = [v for e, v in evals if e <= 0.9 * epochs]
+    before = [(e, v) for e, v in evals if e <= 0.9 * epochs]
     if not end or not before:
-        return None
-    return end[-1] - before[-1]
+        return None, None
+    return end[-1] - before[-1][1], before[-1][0]
 
 
 def mi_drift(metrics, epochs):
@@ -102,12 +102,12 @@ def row_of(study, run, done_path):
     gap = None
     if vaeas and v == n and tr.get("mi") is not None and mc.get("mi"):
         gap = 100 * (mc["mi"] - tr["mi"]) / mc["mi"]
-    change = elbo_change(metrics, epochs)
+    change, since = elbo_change(metrics, epochs)
     why = []
     if change is None:
         why.append("no test ELBO at the end and at 90 % of the epochs")
     elif abs(change) > ELBO_TOL:
-        why.append(f"test ELBO moved {change:+.2f} nats over the last 10 % of the epochs")
+        why.append(f"test ELBO moved {change:+.2f} nats from epoch {since} to {epochs}")
     if vaeas and v != n:
         drift = mi_drift(metrics, epochs)
         if drift is None:
