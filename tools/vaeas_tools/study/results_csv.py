@@ -36,14 +36,6 @@ def study_files(root=None):
     return sorted(glob.glob(os.path.join(root or paths.ROOT, S.SPEC_DIR, "*", "study.yaml")))
 
 
-def _get(node, dotted, default=None):
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
-
-
 def _last_with(rows, key):
     for r in reversed(rows):
         if r.get(key) not in (None, "", "unknown"):
@@ -92,10 +84,10 @@ def row_of(study, run, done_path):
     except FormatError:
         runlog = []
     last, tr, te = d["last_epoch"], d["eval_train"], d["eval_test"]
-    vaeas = _get(cfg, "objective.kind") == "vaeas"
+    vaeas = S.dotted(cfg, "objective.kind") == "vaeas"
     n = last.get("samples")
-    labels = _get(cfg, "objective.labels", 0)
-    epochs = _get(cfg, "train.epochs") or d.get("epochs")
+    labels = S.dotted(cfg, "objective.labels", 0)
+    epochs = S.dotted(cfg, "train.epochs") or d.get("epochs")
     est = mc_estimates(d)
     mc = est[-1] if est else {}
     v = (labels or n) if vaeas else None
@@ -125,11 +117,11 @@ def row_of(study, run, done_path):
     rnd = lambda x, nd=3: None if x is None else round(float(x), nd)  # noqa: E731
     return {
         "study": study.name, "group": run.group, "id": run.id,
-        "method": "vae" if not vaeas else f"vaeas-{_get(cfg, 'objective.softmax', 'full')}",
-        "alpha": _get(cfg, "objective.alpha") if vaeas else None,
-        "beta": _get(cfg, "objective.beta") if vaeas else None,
+        "method": "vae" if not vaeas else f"vaeas-{S.dotted(cfg, 'objective.softmax', 'full')}",
+        "alpha": S.dotted(cfg, "objective.alpha") if vaeas else None,
+        "beta": S.dotted(cfg, "objective.beta") if vaeas else None,
         "n": n, "v": v, "epochs": last.get("epoch"), "steps": last.get("step"),
-        "seed": _get(cfg, "train.seed", 0),
+        "seed": S.dotted(cfg, "train.seed", 0),
         "nll_test": rnd(te.get("nll")), "k": te.get("iw_samples"), "test_examples": te.get("examples"),
         "kl_test": rnd(te.get("kl")), "au": te.get("active_units"),
         "nll_train": rnd(tr.get("recon")), "kl_train": rnd(tr.get("kl")),

@@ -114,12 +114,7 @@ class Study:
         """A dotted config key's value for a run: its settings, else its base config; None if neither has it."""
         if key in run.set:
             return run.set[key]
-        node = self.base_config(run)
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
+        return dotted(self.base_config(run), key)
 
     def alpha_beta(self, run):
         """(α, β) of a VAE-AS run, (None, None) for a plain VAE."""
@@ -134,6 +129,15 @@ class Study:
             if r.id == run_id and r.paper and column in cols:
                 return r.paper[cols.index(column)]
         return None
+
+
+def dotted(node, key, default=None):
+    """A dotted config key's value in a nested mapping (`train.seed`), or default when a part is missing."""
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
 
 
 def spec_names(root=None):
