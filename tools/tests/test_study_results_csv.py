@@ -103,6 +103,8 @@ def test_csv_rows_and_the_convergence_criterion(tmp_path):
                                                                               "4800", "0")
     assert r["converged"] == "yes" and r["not_converged"] == "" and float(r["mi_gap_pct"]) == 1.33
     assert (r["wall_s"], r["commit"], r["cpu"]) == ("120.0", "c0ffee", "AMD EPYC 25/1")
+    assert (r["test_elbo"], r["best_test_elbo"], r["best_test_elbo_epoch"]) == ("-120.3", "-120.0", "250")
+    assert rows["lr3e-4-s1"]["best_test_elbo"] == "-118.0"
     assert rows["lr3e-4-s1"]["converged"] == "no" and "-3.00 nats" in rows["lr3e-4-s1"]["not_converged"]
     assert rows["vae"]["converged"] == "yes" and rows["vae"]["mi"] == "" and rows["vae"]["alpha"] == ""
     assert rows["a0.2-b1"]["converged"] == "no" and "Î 8.0 % from the Monte Carlo MI" in rows["a0.2-b1"]["not_converged"]

@@ -10,6 +10,7 @@ the study files (--study experiments/converged/study.yaml, experiments/paper-len
     python3 scripts/study.py report converged                       # docs/RESULTS.md's generated section
     python3 scripts/study.py report full [--out FILE]               # docs/RESULTS-full-N.md (partial: runs/experiments/REPORT-partial.md)
     python3 scripts/study.py report csv [--out FILE]                # docs/results.csv: every finished run of every study file
+    python3 scripts/study.py report results                         # docs/RESULTS.md's eq. 14 tables, from docs/results.csv
 
 A run with a done.json is skipped (unless --force), a trained one only measured, a stopped one resumed
 (train --resume); `run` exits non-zero when any run failed, after running the others. A study file with
@@ -22,7 +23,7 @@ import sys
 
 from .. import paths
 from ..io import FormatError
-from . import report_converged, report_full, results_csv
+from . import report_converged, report_full, report_results, results_csv
 from . import spec as S
 from .commands import Options
 from .runner import RunError, run_study
@@ -58,11 +59,11 @@ def parser():
     s = sub.add_parser("summary", help="one JSON line per done run")
     s.add_argument("names", nargs="*", help="specs (default: the --study file, else every spec)")
     rep = sub.add_parser("report", help="converged: docs/RESULTS.md's section; full: docs/RESULTS-full-N.md; "
-                         "csv: docs/results.csv")
-    rep.add_argument("which", choices=["converged", "full", "csv"])
+                         "csv: docs/results.csv; results: docs/RESULTS.md's eq. 14 tables from docs/results.csv")
+    rep.add_argument("which", choices=["converged", "full", "csv", "results"])
     rep.add_argument("--out", help="the output file, relative to the repository root (full: default "
                      "docs/RESULTS-full-N.md when every row is run on all the data, else runs/experiments/REPORT-partial.md; "
-                     "csv: default docs/results.csv)")
+                     "csv: default docs/results.csv; results: the page whose tables to rewrite, default docs/RESULTS.md)")
     return p
 
 
@@ -135,6 +136,9 @@ def main(argv=None):
                 for name, rids in by_study.items():
                     print(f"  {name}: {len(rids)} run(s) with no done.json in their run directory or records: "
                           + ", ".join(rids))
+            elif args.which == "results":
+                path, n = report_results.write(args.out)
+                print(f"wrote {n} tables of {os.path.relpath(path, paths.ROOT)} from docs/results.csv")
             else:
                 report_full.write(args.out)
         else:

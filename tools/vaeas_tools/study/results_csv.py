@@ -27,7 +27,8 @@ MI_GAP_PCT = 5.0
 
 COLUMNS = ["study", "group", "id", "method", "alpha", "beta", "n", "v", "epochs", "steps", "seed",
            "nll_test", "k", "test_examples", "kl_test", "au", "nll_train", "kl_train", "mi", "md", "sc",
-           "mi_md_minus_kl", "mc_mi", "mc_s", "mi_gap_pct", "test_elbo_change", "converged", "not_converged",
+           "mi_md_minus_kl", "mc_mi", "mc_s", "mi_gap_pct", "test_elbo", "best_test_elbo", "best_test_elbo_epoch",
+           "test_elbo_change", "converged", "not_converged",
            "wall_s", "train_s", "cpu", "blas", "commit"]
 
 
@@ -54,6 +55,12 @@ def elbo_change(metrics, epochs):
     if not end or not before:
         return None, None
     return end[-1] - before[-1][1], before[-1][0]
+
+
+def best_elbo(metrics):
+    """(the best test ELBO of training's evaluations, its epoch), or (None, None) when none was evaluated."""
+    evals = [(r["test_elbo"], r["epoch"]) for r in metrics if r.get("test_elbo") is not None]
+    return max(evals) if evals else (None, None)
 
 
 def mi_drift(metrics, epochs):
@@ -95,6 +102,8 @@ def row_of(study, run, done_path):
     if vaeas and v == n and tr.get("mi") is not None and mc.get("mi"):
         gap = 100 * (mc["mi"] - tr["mi"]) / mc["mi"]
     change, since = elbo_change(metrics, epochs)
+    best, best_epoch = best_elbo(metrics)
+    final = [r["test_elbo"] for r in metrics if r.get("test_elbo") is not None and r.get("epoch") == epochs]
     why = []
     if change is None:
         why.append("no test ELBO at the end and at 90 % of the epochs")
@@ -128,7 +137,8 @@ def row_of(study, run, done_path):
         "mi": rnd(tr.get("mi")) if vaeas else None, "md": rnd(tr.get("md")) if vaeas else None,
         "sc": rnd(tr.get("sc")) if vaeas else None, "mi_md_minus_kl": rnd(mi_md),
         "mc_mi": rnd(mc.get("mi")), "mc_s": mc.get("samples"), "mi_gap_pct": rnd(gap, 2),
-        "test_elbo_change": rnd(change), "converged": "yes" if not why else "no", "not_converged": "; ".join(why),
+        "test_elbo": rnd(final[-1]) if final else None, "best_test_elbo": rnd(best),
+        "best_test_elbo_epoch": best_epoch, "test_elbo_change": rnd(change), "converged": "yes" if not why else "no", "not_converged": "; ".join(why),
         "wall_s": rnd(d.get("train_seconds", 0) + d.get("measure_seconds", 0), 0),
         "train_s": rnd(d.get("train_seconds"), 0),
         "cpu": " ".join(x for x in (_last_with(runlog, "cpu_model"), _last_with(runlog, "cpu_family_model")) if x),
