@@ -79,7 +79,8 @@ def write_json(path, obj):
 FAKE_BIN = textwrap.dedent('''\
     #!{python}
     """A stand-in for vaeas-dist: train writes a run's records (config.yaml, metrics.jsonl, checkpoints/,
-    model.safetensors), eval/estimate print prose and --json lines. $FAKE_FAIL names a run id whose fresh train
+    model.safetensors), eval/estimate print prose and --json lines, reconstruct writes its --out and prints its
+    BCE line. $FAKE_FAIL names a run id whose fresh train
     dies after its first epoch (a checkpoint left); every call is appended to $FAKE_CALLS."""
     import json, os, sys
     import yaml
@@ -127,6 +128,11 @@ FAKE_BIN = textwrap.dedent('''\
         for s in (opt("--samples") or "300").split(","):
             print(json.dumps({{"samples": int(s), "mi": 4.0, "md": 3.0, "mean_kl": 9.0, "mi_plus_md": 7.0,
                               "seconds": 0.1}}))
+    elif a[0] == "reconstruct":
+        open(opt("--out"), "wb").write(b"\\x89PNG fake")
+        bce = 80.5 if opt("--split") == "train" else 120.25
+        print(f"reconstruct: {{opt('--count')}} binarized-mnist {{opt('--split')}} images, z = μ, mean BCE {{bce:.2f}} "
+              f"nats (KL 15.00), wrote {{opt('--out')}} (232×232)")
     else:
         sys.exit(2)
 ''')

@@ -5,6 +5,7 @@ is what its CSV says."""
 import csv
 import io
 import os
+import shutil
 
 import pytest
 
@@ -84,3 +85,23 @@ def test_the_repositorys_results_page_is_what_its_csv_says():
     table, _ = results_csv.rows()
     assert results_csv.render(table) == open(os.path.join(paths.ROOT, report_results.CSV)).read(), \
         "run `python3 scripts/study.py report csv`"
+
+
+def test_figure_4_shows_the_kept_pictures_with_their_bce(tmp_path):
+    """The Figure 4 block links the pictures in the run's records (relative to docs/) with the CSV's BCE, and says
+    so when a finished run has none."""
+    for d in ("experiments", "configs"):
+        shutil.copytree(os.path.join(paths.ROOT, d), tmp_path / d, ignore=shutil.ignore_patterns("records"))
+    rec = tmp_path / "experiments" / "n10000" / "records" / "table2-alpha" / "a0.2-b1"
+    rec.mkdir(parents=True)
+    for split in ("train", "test"):
+        (rec / f"reconstruct-{split}.png").write_bytes(b"\x89PNG")
+    rows = {("n10000", "table2-alpha", "a0.2-b1"): _run("n10000", "table2-alpha", "a0.2-b1", "vaeas-full", 0, 120.0,
+                                                        18.0, recon_bce_train=80.25, recon_bce_test=121.5),
+            ("n10000", "table2-alpha", "a5-b1"): _run("n10000", "table2-alpha", "a5-b1", "vaeas-full", 0, 121.0, 17.0)}
+    R = report_results.Results({k: {c: str(v) for c, v in r.items()} for k, r in rows.items()}, str(tmp_path))
+    fig = "\n".join(report_results.TABLES["figure4-n10000"](R))
+    assert ("| α = 0.2 (`table2-alpha/a0.2-b1`) | ![α = 0.2, train](../experiments/n10000/records/table2-alpha/"
+            "a0.2-b1/reconstruct-train.png) BCE 80.25 | ![α = 0.2, test](../experiments/n10000/records/table2-alpha/"
+            "a0.2-b1/reconstruct-test.png) BCE 121.50 |") in fig
+    assert "| α = 5 (`table2-alpha/a5-b1`) | no picture" in fig

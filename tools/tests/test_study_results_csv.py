@@ -7,8 +7,10 @@ import json
 import os
 import shutil
 
+import pytest
 from study_fakes import STUDY, install_fakes, study_file, write_json
 from vaeas_tools.study import cli, results_csv
+from vaeas_tools.study import spec as S
 from vaeas_tools.study.runner import binary_commit
 
 RECORDS = STUDY.replace("out: {out}\n", "out: {out}\nrecords: {out}/../records\n")
@@ -144,3 +146,34 @@ def test_report_csv_reads_the_repositorys_kept_records(tmp_path, capsys):
     vae = [r for r in rows if (r["study"], r["group"], r["id"]) == ("paper-length", "headline", "vae")]
     assert len(vae) == 1 and round(float(vae[0]["nll_test"]), 2) == 105.55 and vae[0]["k"] == "4096"
     assert vae[0]["n"] == "50000" and vae[0]["steps"] == "117300" and vae[0]["converged"] in ("yes", "no")
+
+
+def test_a_run_marked_reconstruct_draws_figure_4_keeps_the_pictures_and_reports_them(tmp_path, monkeypatch):
+    """`reconstruct: true` adds `vaeas-dist reconstruct` of 32 training and 32 test images to the run's
+    measurements; done.json has each picture's BCE, the records keep the pictures, the CSV has the BCEs, and a run
+    without the mark draws nothing."""
+    calls = install_fakes(tmp_path, monkeypatch)
+    text = RECORDS.replace("estimate_samples: \"100,2000\"}}", "estimate_samples: \"100,2000\", reconstruct: true}}")
+    assert "reconstruct: true" in text
+    st = study_file(tmp_path, text)
+    assert cli.main(["--study", st.path, "run", "table2", "--launcher", "srun", "--epochs", "2"]) == 0
+    recon = [c for c in calls.read_text().splitlines() if c.startswith("reconstruct")]
+    assert len(recon) == 2 and all("table2/a0.2-b1/train/model.safetensors" in c and "--count 32" in c for c in recon)
+    done = json.loads((tmp_path / "records" / "table2" / "a0.2-b1" / "done.json").read_text())
+    assert done["reconstruct_train"]["bce"] == 80.5 and done["reconstruct_test"]["bce"] == 120.25
+    for split in ("train", "test"):
+        assert (tmp_path / "records" / "table2" / "a0.2-b1" / f"reconstruct-{split}.png").read_bytes().startswith(
+            b"\x89PNG")
+    assert not list((tmp_path / "records" / "table2" / "vae").glob("*.png"))
+    os.makedirs(tmp_path / "experiments" / "t", exist_ok=True)
+    shutil.move(str(tmp_path / "study.yaml"), str(tmp_path / "experiments" / "t" / "study.yaml"))
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "..", "..", "configs"), tmp_path / "configs")
+    _, table, _ = results_csv.write(root=str(tmp_path))
+    row = [r for r in table if r["id"] == "a0.2-b1"][0]
+    assert (row["recon_bce_train"], row["recon_bce_test"]) == (80.5, 120.25)
+    assert [r["recon_bce_train"] for r in table if r["id"] == "vae"] == [None]
+
+
+def test_reconstruct_must_be_true_or_false(tmp_path):
+    with pytest.raises(S.SpecError, match="reconstruct: 'yes'; expected true or false"):
+        study_file(tmp_path, STUDY.replace("{{id: vae, set:", "{{id: vae, reconstruct: 'yes', set:"))

@@ -17,10 +17,22 @@ class Options:
         self.launcher, self.data_dir, self.force, self.dry_run = launcher, data_dir, force, dry_run
 
 
+#: The splits a run with `reconstruct: true` draws (the paper's Figures 4/5: training and test images).
+RECONSTRUCT_SPLITS = ("train", "test")
+#: Images per picture, spread over the split (the paper's figures show a grid of digits).
+RECONSTRUCT_COUNT = 32
+
+
+def reconstruct_png(split):
+    """The picture of a run's reconstructions of `split`, beside its done.json (and kept in its records)."""
+    return f"reconstruct-{split}.png"
+
+
 class Measure:
     """One measurement: the done.json key its output goes to, the command, its log, how its output is read
-    ('last': the last JSON line; 'all': every JSON line; 'samples': the lines with a sample count) and the file
-    beside the run its result is also saved to (or None)."""
+    ('last': the last JSON line; 'all': every JSON line; 'samples': the lines with a sample count;
+    'reconstruct': the mean BCE and KL `reconstruct` prints) and the file beside the run its result is also
+    saved to (or None)."""
 
     def __init__(self, key, cmd, log, read="last", save=None):
         self.key, self.cmd, self.log, self.read, self.save = key, cmd, log, read, save
@@ -124,7 +136,8 @@ def measurements(study, run, opts, n_samples=None):
               training examples spread over the split (K = 1);
     estimate  estimate at the spec's sample counts clipped to N (n_samples, the run's training-set size);
     study     eval on test_examples test images spread over the split (K), eval on the training images trained
-              on (with the classifier: Î, MD̂, SC), estimate (at S = N, or the run's estimate_samples)."""
+              on (with the classifier: Î, MD̂, SC), estimate (at S = N, or the run's estimate_samples), and for a
+              run with `reconstruct: true` the pictures of 32 training and 32 test images (Figures 4/5)."""
     d = study.run_dir(run)
     log = lambda name: os.path.join(d, name)  # noqa: E731
     k = iw_samples(study, run, opts)
@@ -154,6 +167,13 @@ def measurements(study, run, opts, n_samples=None):
         train = _checkpoint(study, run, opts, "eval") + ["--split", "train", "--iw-samples", "1", "--json"]
         est = _checkpoint(study, run, opts, "estimate") + ["--json"] + (
             ["--samples", str(run.estimate_samples)] if run.estimate_samples else [])
-        return [Measure("eval_test", test, log("eval-test.log")), Measure("eval_train", train, log("eval-train.log")),
-                Measure("estimate", est, log("estimate.log"), read="all")]
+        out = [Measure("eval_test", test, log("eval-test.log")), Measure("eval_train", train, log("eval-train.log")),
+               Measure("estimate", est, log("estimate.log"), read="all")]
+        if run.reconstruct:
+            for split in RECONSTRUCT_SPLITS:
+                png = rel(log(reconstruct_png(split)), study.root)
+                cmd = _checkpoint(study, run, opts, "reconstruct") + [
+                    "--split", split, "--count", str(RECONSTRUCT_COUNT), "--out", png]
+                out.append(Measure(f"reconstruct_{split}", cmd, log(f"reconstruct-{split}.log"), read="reconstruct"))
+        return out
     raise ValueError(f"{study.name}: a {study.kind} study has no measurements")

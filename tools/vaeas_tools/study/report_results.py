@@ -12,6 +12,7 @@ import re
 
 from .. import paths
 from ..io import write_text_atomic
+from . import commands as C
 from . import spec as S
 from .results_csv import study_files
 from .tables import PAPER_COLS, mean_sd, paper_values
@@ -228,12 +229,41 @@ def runs(R, study, groups):
     return _table(["run"] + RUN_HEAD, out)
 
 
+def figure(R, study, group, rids=("a0.2-b1", "a5-b1")):
+    """The paper's Figure 4/5: each run's pictures of 32 training and 32 test images (originals above,
+    reconstructions at z = μ below), kept in its records, with the mean BCE of the shown images and NLL_train,
+    NLL_test of its row."""
+    st = R.studies.get(study)
+    runs = {r.id: r for r in st.groups.get(group, [])} if st else {}
+    rows = []
+    for rid in rids:
+        r = R.get(study, group, rid)
+        run = runs.get(rid)
+        alpha = f"{run.set.get('objective.alpha', 1.0):g}" if run else "?"
+        if not r:
+            rows.append([f"α = {alpha}", "not run", ""])
+            continue
+        cells = []
+        for split in C.RECONSTRUCT_SPLITS:
+            bce = cell(r, f"recon_bce_{split}")
+            png = os.path.join(st.record_dir(run) or "", C.reconstruct_png(split)) if run else ""
+            if bce == "–" or not os.path.exists(png):
+                cells.append("no picture (the run was not marked `reconstruct: true`)")
+                continue
+            link = os.path.relpath(png, os.path.join(R.root, os.path.dirname(PAGE)))
+            cells.append(f"![α = {alpha}, {split}]({link}) BCE {bce}")
+        rows.append([f"α = {alpha} (`{group}/{rid}`)"] + cells)
+    return _table(["", "training images", "test images"], rows, ["---", "---", "---"])
+
+
 TABLES = {
     "status": status,
     "headline-n10000": lambda R: seeds(R, "n10000", "headline"),
     "table2-n10000": lambda R: ours_paper(R, "n10000", ["headline", "table2-beta", "table2-alpha"], "table2"),
     "table1-n10000": table1,
     "table3-omniglot-small": lambda R: ours_paper(R, "omniglot-small", ["table3"], "table3"),
+    "figure4-n10000": lambda R: figure(R, "n10000", "table2-alpha"),
+    "figure5-omniglot-small": lambda R: figure(R, "omniglot-small", "table3"),
     "gap-n1000": lambda R: runs(R, "converged", ["gap-n1000"]),
     "eq14-n2000": lambda R: seeds(R, "converged", "eq14"),
     "eq14-rows-n2000": lambda R: ours_paper(R, "converged", ["eq14-rows"], "table2", run_only=True,

@@ -28,7 +28,7 @@ MI_GAP_PCT = 5.0
 COLUMNS = ["study", "group", "id", "method", "alpha", "beta", "n", "v", "epochs", "steps", "seed",
            "nll_test", "k", "test_examples", "kl_test", "au", "nll_train", "kl_train", "mi", "md", "sc",
            "mi_md_minus_kl", "mc_mi", "mc_s", "mi_gap_pct", "test_elbo", "best_test_elbo", "best_test_elbo_epoch",
-           "test_elbo_change", "converged", "not_converged",
+           "test_elbo_change", "recon_bce_train", "recon_bce_test", "converged", "not_converged",
            "wall_s", "train_s", "cpu", "blas", "commit"]
 
 
@@ -138,7 +138,9 @@ def row_of(study, run, done_path):
         "sc": rnd(tr.get("sc")) if vaeas else None, "mi_md_minus_kl": rnd(mi_md),
         "mc_mi": rnd(mc.get("mi")), "mc_s": mc.get("samples"), "mi_gap_pct": rnd(gap, 2),
         "test_elbo": rnd(final[-1]) if final else None, "best_test_elbo": rnd(best),
-        "best_test_elbo_epoch": best_epoch, "test_elbo_change": rnd(change), "converged": "yes" if not why else "no", "not_converged": "; ".join(why),
+        "best_test_elbo_epoch": best_epoch, "test_elbo_change": rnd(change),
+        "recon_bce_train": rnd((raw.get("reconstruct_train") or {}).get("bce")),
+        "recon_bce_test": rnd((raw.get("reconstruct_test") or {}).get("bce")), "converged": "yes" if not why else "no", "not_converged": "; ".join(why),
         "wall_s": rnd(d.get("train_seconds", 0) + d.get("measure_seconds", 0), 0),
         "train_s": rnd(d.get("train_seconds"), 0),
         "cpu": " ".join(x for x in (_last_with(runlog, "cpu_model"), _last_with(runlog, "cpu_family_model")) if x),

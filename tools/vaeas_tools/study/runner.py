@@ -12,6 +12,7 @@ The policy (`decide`), in order:
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,10 @@ SKIP, MEASURE, RESUME, TRAIN = "skip", "measure", "resume", "train"
 #: A done run's files kept in the study's `records:` (its train directory's, and done.json).
 RECORD_FILES = ("config.yaml", "metrics.jsonl", "run.jsonl")
 #: Files of an earlier measurement, removed before a fresh training so that none outlives its model.
-STALE = ("done.json", "eval-test.json", "eval-train.json", "estimate.jsonl")
+STALE = ("done.json", "eval-test.json", "eval-train.json", "estimate.jsonl") + tuple(
+    C.reconstruct_png(s) for s in C.RECONSTRUCT_SPLITS)
+#: What `reconstruct` prints of its picture: "… mean BCE 82.81 nats (KL 15.02), wrote PATH (W×H)".
+RECONSTRUCTED = re.compile(r"mean BCE (-?[0-9.]+) nats \(KL (-?[0-9.]+)\), wrote (\S+)")
 
 
 class RunError(RuntimeError):
@@ -139,6 +143,11 @@ def _read(measure, text):
     what = f"{measure.cmd[measure.cmd.index('--checkpoint') - 1]} ({measure.log})"
     if measure.read == "last":
         return last_json(text, what)
+    if measure.read == "reconstruct":
+        m = RECONSTRUCTED.search(text)
+        if not m:
+            raise FormatError(f"{what}: no 'mean BCE … nats (KL …), wrote …' line in its output")
+        return {"bce": float(m.group(1)), "kl": float(m.group(2)), "png": m.group(3)}
     records = json_lines(text)
     if measure.read == "samples":
         records = [r for r in records if "samples" in r]
@@ -166,13 +175,16 @@ def binary_commit(train_dir, binary=None):
 
 
 def keep_records(study, run):
-    """Copies a done run's records (done.json, config.yaml, metrics.jsonl, run.jsonl) into the study's
-    `records:` directory, each file written atomically; nothing when the study keeps none."""
+    """Copies a done run's records (done.json, config.yaml, metrics.jsonl, run.jsonl, and its reconstruction
+    pictures where it drew them) into the study's `records:` directory, each file written atomically; nothing when
+    the study keeps none."""
     dst = study.record_dir(run)
     if not dst:
         return None
     os.makedirs(dst, exist_ok=True)
-    srcs = [os.path.join(study.run_dir(run), "done.json")] + [os.path.join(study.train_dir(run), f) for f in RECORD_FILES]
+    d = study.run_dir(run)
+    srcs = [os.path.join(d, "done.json")] + [os.path.join(study.train_dir(run), f) for f in RECORD_FILES] + [
+        os.path.join(d, C.reconstruct_png(s)) for s in C.RECONSTRUCT_SPLITS]
     for src in srcs:
         if os.path.exists(src):
             tmp = os.path.join(dst, "." + os.path.basename(src) + ".tmp")

@@ -39,6 +39,8 @@ class Run:
         self.paper = raw.get("paper")
         self.iw_samples = raw.get("iw_samples")
         self.estimate_samples = raw.get("estimate_samples")
+        #: Also draw the paper's Figure 4/5 pictures of this run (`reconstruct` of 32 training and 32 test images).
+        self.reconstruct = raw.get("reconstruct", False)
         self.raw = raw
 
     def __repr__(self):
@@ -178,6 +180,8 @@ def _runs(group, rows, raw, path):
         run = Run(group, row, raw.get("set"), raw.get("config"))
         if run.id in seen:
             raise SpecError(f"{path}: run id '{run.id}' appears twice in '{group}'")
+        if not isinstance(run.reconstruct, bool):
+            raise SpecError(f"{path}: run '{run.id}' has reconstruct: {run.reconstruct!r}; expected true or false")
         seen.add(run.id)
         if not run.config:
             raise SpecError(f"{path}: run '{run.id}' has no config (and the file no 'config')")
