@@ -177,3 +177,48 @@ def test_a_run_marked_reconstruct_draws_figure_4_keeps_the_pictures_and_reports_
 def test_reconstruct_must_be_true_or_false(tmp_path):
     with pytest.raises(S.SpecError, match="reconstruct: 'yes'; expected true or false"):
         study_file(tmp_path, STUDY.replace("{{id: vae, set:", "{{id: vae, reconstruct: 'yes', set:"))
+
+
+def test_a_run_finished_on_another_machine_is_not_trained_again(tmp_path, monkeypatch, capsys):
+    """Its run directory is gone, its records are in the repository: `run` skips it, saying where the records are;
+    --force trains it again."""
+    calls = install_fakes(tmp_path, monkeypatch)
+    st = study_file(tmp_path, RECORDS)
+    args = ["--study", st.path, "run", "table2", "--only", "vae", "--launcher", "srun", "--epochs", "2"]
+    assert cli.main(args) == 0
+    shutil.rmtree(tmp_path / "runs")
+    calls.write_text("")
+    assert cli.main(args) == 0
+    assert calls.read_text() == "" and "skip (done before, records in" in capsys.readouterr().out
+    assert cli.main(args + ["--force"]) == 0
+    assert calls.read_text().startswith("train ")
+
+
+def test_deadline_starts_only_the_runs_expected_to_end_before_it(tmp_path, monkeypatch, capsys):
+    calls = install_fakes(tmp_path, monkeypatch)
+    st = study_file(tmp_path, RECORDS)
+    base = ["--study", st.path, "run", "lr", "--launcher", "srun", "--epochs", "2"]
+    assert cli.main(base + ["--only", "lr3e-4-s0"]) == 0
+    done = tmp_path / "records" / "lr" / "lr3e-4-s0" / "done.json"
+    d = json.loads(done.read_text())
+    d["wall_seconds"] = 3600.0                           # its group's runs take an hour
+    done.write_text(json.dumps(d))
+    shutil.rmtree(tmp_path / "runs")
+    calls.write_text("")
+    assert cli.main(base + ["--deadline", "+30"]) == 0   # not failed: not started
+    out = capsys.readouterr().out
+    assert "lr3e-4-s1: not started: about 60 min by the longest finished run of its group, 30 min left" in out
+    assert calls.read_text() == ""
+    assert cli.main(base + ["--deadline", "+90"]) == 0
+    assert "train " in calls.read_text() and "lr3e-4-s1" in calls.read_text()
+
+
+def test_deadline_values():
+    import datetime
+    now = datetime.datetime(2026, 12, 6, 14, 0).timestamp()
+    assert cli.deadline("+30", now) == now + 1800
+    assert cli.deadline("15:30", now) == now + 5400
+    for bad, why in [("13:59", "already past"), ("25:00", "expected HH:MM"), ("+x", "expected HH:MM"),
+                     ("soon", "expected HH:MM")]:
+        with pytest.raises(Exception, match=why):
+            cli.deadline(bad, now)

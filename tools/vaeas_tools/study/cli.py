@@ -17,9 +17,11 @@ A run with a done.json is skipped (unless --force), a trained one only measured,
 `records: DIR` keeps each finished run's done.json, config.yaml, metrics.jsonl and run.jsonl in DIR/GROUP/ID (run
 directories do not outlive their machine); the reports read a run from there when its directory is gone."""
 import argparse
+import datetime
 import json
 import os
 import sys
+import time
 
 from .. import paths
 from ..io import FormatError
@@ -36,6 +38,21 @@ def positive_int(s):
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {s}")
     return v
+
+
+def deadline(s, now=None):
+    """--deadline: 'HH:MM' today (local time) or '+MINUTES' from now, as seconds since the epoch."""
+    now = time.time() if now is None else now
+    try:
+        if s.startswith("+"):
+            return now + 60 * float(s[1:])
+        h, m = (int(x) for x in s.split(":"))
+        t = datetime.datetime.fromtimestamp(now).replace(hour=h, minute=m, second=0, microsecond=0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{s!r}: expected HH:MM (today, local time) or +MINUTES")
+    if t.timestamp() <= now:
+        raise argparse.ArgumentTypeError(f"{s}: already past (now {datetime.datetime.fromtimestamp(now):%H:%M})")
+    return t.timestamp()
 
 
 def parser():
@@ -55,6 +72,9 @@ def parser():
                    help="mpirun: scripts/mpirun.sh -n R (default); srun: srun --mpi=pmix -n R BIN in a SLURM allocation")
     r.add_argument("--force", action="store_true", help="redo runs that are done, from scratch")
     r.add_argument("--dry-run", action="store_true", help="print the commands only")
+    r.add_argument("--deadline", type=deadline, help="HH:MM (today, local time) or +MINUTES: start no run whose "
+                   "expected time (the longest finished run of its group, else of the study) would end after it; "
+                   "for a machine or SLURM allocation that ends then (the runs not started are listed)")
     sub.add_parser("list", help="the studies, their groups and how many runs are done")
     s = sub.add_parser("summary", help="one JSON line per done run")
     s.add_argument("names", nargs="*", help="specs (default: the --study file, else every spec)")
@@ -97,7 +117,8 @@ def cmd_summary(args):
 
 def cmd_run(args):
     opts = Options(ranks=args.ranks, epochs=args.epochs, iw_samples=args.iw_samples, limit_data=args.limit_data,
-                   launcher=args.launcher, data_dir=args.data_dir, force=args.force, dry_run=args.dry_run)
+                   launcher=args.launcher, data_dir=args.data_dir, force=args.force, dry_run=args.dry_run,
+                   deadline=args.deadline)
     only = [x.strip() for x in args.only.split(",") if x.strip()] if args.only else None
     if args.study:
         st = S.load(args.study)

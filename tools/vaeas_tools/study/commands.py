@@ -12,9 +12,11 @@ class Options:
     """What `run` was asked: ranks, epochs/K/data overrides, launcher, data directory, force, dry run."""
 
     def __init__(self, ranks=2, epochs=None, iw_samples=None, limit_data=None, launcher="mpirun",
-                 data_dir=None, force=False, dry_run=False):
+                 data_dir=None, force=False, dry_run=False, deadline=None):
         self.ranks, self.epochs, self.iw_samples, self.limit_data = ranks, epochs, iw_samples, limit_data or 0
         self.launcher, self.data_dir, self.force, self.dry_run = launcher, data_dir, force, dry_run
+        #: Start no run expected to end after this time (seconds since the epoch), or None.
+        self.deadline = deadline
 
 
 #: The splits a run with `reconstruct: true` draws (the paper's Figures 4/5: training and test images).

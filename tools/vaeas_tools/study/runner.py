@@ -91,6 +91,12 @@ def decide(study, run, opts):
         # A run on cut data never stands in for one on all of it (nor the reverse).
         was = (done or {}).get("limit_data") or "none"
         return TRAIN, f"done with --limit-data {was}, asked {opts.limit_data or 'none'}"
+    kept = study.record_dir(run)
+    if kept and not os.path.isdir(t):
+        # Finished on another machine (run directories do not outlive theirs): its records stand for it.
+        done = _read_done(os.path.join(kept, "done.json")) if os.path.exists(os.path.join(kept, "done.json")) else None
+        if done is not None and int(done.get("limit_data") or 0) == opts.limit_data:
+            return SKIP, f"done before, records in {os.path.relpath(kept, study.root)}"
     cfg = _saved_config(t)
     want_limit = opts.limit_data or int(study.setting(run, "data.limit") or 0)
     same_data = cfg is not None and _limit_of(cfg) == want_limit
@@ -246,12 +252,35 @@ def run_one(study, run, opts, log=print):
     return action
 
 
+def expected_seconds(study, run):
+    """How long `run` should take, training and measuring: the longest wall time of the finished runs of its
+    group (run directories or records), else of the whole study; None when none has finished."""
+    for runs in (study.groups.get(run.group, []), study.all_runs()):
+        walls = []
+        for r in runs:
+            p = study.done_path(r)
+            done = _read_done(p) if p else None
+            if done and done.get("wall_seconds"):
+                walls.append(float(done["wall_seconds"]))
+        if walls:
+            return max(walls)
+    return None
+
+
 def run_study(study, runs, opts, log=print):
-    """Runs each run in turn (a reconstruct study: its figures); the names of those that failed."""
+    """Runs each run in turn (a reconstruct study: its figures); the names of those that failed. With
+    opts.deadline (seconds since the epoch), a run that is not done is started only if its expected time
+    (expected_seconds) ends before the deadline; the others are listed as not started, not as failed."""
     if study.kind == "reconstruct":
         return run_reconstruct(study, opts, log)
     failed = []
     for run in runs:
+        if opts.deadline and not opts.dry_run and decide(study, run, opts)[0] != SKIP:
+            need, left = expected_seconds(study, run), opts.deadline - time.time()
+            if need is not None and need > left:
+                log(f"{study.name}/{run.group}/{run.id}: not started: about {need / 60:.0f} min by the longest "
+                    f"finished run of its group, {max(left, 0) / 60:.0f} min left before --deadline")
+                continue
         try:
             run_one(study, run, opts, log)
         except (RunError, FormatError, OSError, ValueError) as e:  # one failed run does not stop the rest
