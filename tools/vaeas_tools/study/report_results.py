@@ -73,7 +73,7 @@ class Results:
 
     def __init__(self, rows, root):
         self.rows, self.root = rows, root
-        self.studies = {S.load(p, root).name: S.load(p, root) for p in study_files(root)}
+        self.studies = {st.name: st for st in (S.load(p, root) for p in study_files(root))}
 
     def get(self, study, group, rid):
         return self.rows.get((study, group, rid))
