@@ -59,6 +59,7 @@ enum BuildInfo {
             lines.append("blas: \(blas.summary) (\(blas.path))")
             if let note = blas.note { lines.append("note: " + note) }
             if let warning = blas.genericKernelWarning(cpu: cpu) { lines.append(warning) }
+            lines.append("numerics: float32, \(FloatingPointMode.summary)")
         case .failure(let error):
             lines.append("blas: none could be loaded: \(error)")
         }

@@ -168,9 +168,10 @@ enum RunReport {
 }
 
 extension JSONRecord {
-    /// The BLAS library (name, version, kernel, file, how it was chosen), the CPU (model, family/model,
-    /// vector extensions, nominal peak per core) and the BLAS variables the environment sets: in every
-    /// `bench` JSON record and every `run.jsonl` line, so that a number always names where it ran.
+    /// The BLAS library (name, version, kernel, file, how it was chosen), how subnormals are handled, the
+    /// CPU (model, family/model, vector extensions, nominal peak per core) and the BLAS variables the
+    /// environment sets: in every `bench` JSON record and every `run.jsonl` line, so that a number always
+    /// names where it ran.
     mutating func setPlatform() {
         let blas = BLAS.library, cpu = CPUInfo.current
         set("blas_library", blas.vendor.rawValue)
@@ -178,6 +179,7 @@ extension JSONRecord {
         set("blas_kernel", blas.kernel)
         set("blas_path", blas.path)
         set("blas_selection", blas.selection)
+        set("subnormals", FloatingPointMode.summary)
         set("cpu_model", cpu.modelName)
         set("cpu_family_model", "\(cpu.family)/\(cpu.model)")
         set("cpu_vector_extensions", cpu.vectorExtensions)

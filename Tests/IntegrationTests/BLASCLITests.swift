@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// What the binary says about its BLAS (`--version`, `bench`, `run.jsonl`), `VAEAS_BLAS` choosing
+/// What the binary says about its BLAS and numerics (`--version`, `bench`, `run.jsonl`), `VAEAS_BLAS` choosing
 /// the library, and a bad choice ending the job with a clear error at any rank count.
 /// OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE pass through as the machine sets them: never set here.
 final class BLASCLITests: XCTestCase {
@@ -16,10 +16,13 @@ final class BLASCLITests: XCTestCase {
         XCTAssertTrue(blas.range(of: #"^blas: (OpenBLAS|MKL|BLIS) [0-9][^,]*, kernel [^,]+, [0-9]+ threads? \(/"#,
                                  options: .regularExpression) != nil, String(blas))
         XCTAssertTrue(r.stdout.contains("\ncpu: ") && r.stdout.contains("GFLOP/s per core"), r.output)
+        // The BLAS is opened in the flush-to-zero mode (FloatingPointMode), under either library.
+        XCTAssertTrue(r.stdout.contains("\nnumerics: float32, subnormals flushed to zero (FTZ, DAZ)\n"), r.output)
 
         let debian = try CLI.run(["--version"], environment: ["VAEAS_BLAS": "openblas"])
         XCTAssertTrue(debian.stdout.contains("blas: OpenBLAS 0.3."), debian.output)
         XCTAssertTrue(debian.stdout.contains("environment: VAEAS_BLAS=openblas"), debian.output)
+        XCTAssertTrue(debian.stdout.contains("\nnumerics: float32, subnormals flushed to zero (FTZ, DAZ)\n"), debian.output)
     }
 
     func testAnUnknownLibraryEndsTheJobWithItsName() throws {
@@ -54,6 +57,7 @@ final class BLASCLITests: XCTestCase {
         XCTAssertTrue(((start["blas"] as? String) ?? "").contains(", kernel "), "\(start)")
         XCTAssertEqual(((start["blas_kernel_per_rank"] as? String) ?? "").split(separator: ",").count, 2, "\(start)")
         XCTAssertNotNil(start["cpu_model"] as? String)
+        XCTAssertEqual(start["subnormals"] as? String, "subnormals flushed to zero (FTZ, DAZ)", "\(start)")
         try? FileManager.default.removeItem(atPath: out)
     }
 }

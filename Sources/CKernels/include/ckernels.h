@@ -5,4 +5,5 @@
 #define CKERNELS_H
 #include "ckernels_elementwise.h"
 #include "ckernels_classifier.h"
+#include "ckernels_fpmode.h"
 #endif

@@ -10,7 +10,12 @@ public enum BLAS {
     // CBLAS enum values (cblas.h): the same in OpenBLAS, MKL and BLIS.
     static let rowMajor: Int32 = 101, noTrans: Int32 = 111, trans: Int32 = 112
 
-    private static let loaded: Result<BLASLibrary, Error> = Result { try BLASLibrary.load() }
+    /// Opened once, after the loading thread flushes subnormals to zero, so that the library's worker
+    /// threads (created when it is opened) start in the same mode (`FloatingPointMode`).
+    private static let loaded: Result<BLASLibrary, Error> = Result {
+        FloatingPointMode.flushDenormalsInThisThread()
+        return try BLASLibrary.load()
+    }
 
     /// The library, or the reason none could be opened (`Runtime` reports it as a clean error).
     public static func load() throws -> BLASLibrary { try loaded.get() }

@@ -14,6 +14,7 @@ public enum Parallel {
         if p == 1 { body(0..<count); return }
         let size = ((count + p - 1) / p + 7) & ~7
         DispatchQueue.concurrentPerform(iterations: p) { k in
+            FloatingPointMode.flushDenormalsInThisThread()  // a libdispatch worker may predate the mode
             let lo = min(k * size, count), hi = min(lo + size, count)
             if lo < hi { body(lo..<hi) }
         }
