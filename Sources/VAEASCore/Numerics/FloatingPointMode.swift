@@ -17,6 +17,13 @@ public enum FloatingPointMode {
 
     /// How `--version` and run.jsonl describe the mode of the calling thread.
     public static var summary: String {
-        flushesDenormalsInThisThread ? "subnormals flushed to zero (FTZ, DAZ)" : "subnormals kept (IEEE gradual underflow)"
+        flushesDenormalsInThisThread ? "subnormals flushed to zero (\(mechanism))" : "subnormals kept (IEEE gradual underflow)"
     }
+
+    /// The control bits `ck_set_flush_denormals` sets on this architecture.
+    #if arch(arm64)
+    private static let mechanism = "FPCR.FZ"
+    #else
+    private static let mechanism = "FTZ, DAZ"
+    #endif
 }
